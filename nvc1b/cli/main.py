@@ -1,0 +1,36 @@
+"""Entry point: builds the sub-command parser, runs the command, turns NvcError into one line + exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import NvcError
+from . import params
+
+
+COMMANDS = (params,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nvc1b", description="Neural video coding at scale: NVC-1B and family.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NvcError as exc:
+        print(f"nvc1b: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("nvc1b: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

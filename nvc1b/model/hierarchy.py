@@ -1,0 +1,17 @@
+"""Hierarchical quality (DCVC-DC): a period-4 pattern over the P-frames of a GOP selects the reference
+feature adaptor and the loss weight w_t, so quality alternates and error propagation is damped."""
+
+from __future__ import annotations
+
+ADAPTOR_INDEX = (0, 1, 0, 2)
+"""Feature adaptor used when coding the frame at GOP position t: ADAPTOR_INDEX[t % 4]."""
+FRAME_WEIGHTS = (0.5, 1.2, 0.5, 0.9)
+"""w_t of the losses for the frame at GOP position t: FRAME_WEIGHTS[t % 4]."""
+
+
+def adaptor_index(frame_index: int) -> int:
+    return ADAPTOR_INDEX[frame_index % 4]
+
+
+def frame_weight(frame_index: int, weights: tuple[float, ...] = FRAME_WEIGHTS) -> float:
+    return weights[frame_index % len(weights)]

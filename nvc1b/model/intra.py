@@ -1,0 +1,52 @@
+"""Intra (I-frame) codec: a hyperprior image codec with the quadtree spatial prior and the same variable-rate
+scheme as the P-frame coder (structure after DCVC-DC's intra model)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..config.model import Intra as IntraConfig
+from .blocks import stack
+from .hyperprior import Hyperprior, PriorFusion
+from .layers import DepthConvBlock, StridedResBlock, UpsampleResBlock, conv3x3
+from .quadtree import QuadtreeSpatialPrior
+from .quantization import LatentCoder, RateControl
+from .unet import UNet
+
+
+class IntraCodec(nn.Module):
+    def __init__(self, cfg: IntraConfig):
+        super().__init__()
+        (e1, e2), n, r, bt = cfg.channels, cfg.latent_channels, cfg.refine_channels, cfg.block_type
+        block = lambda i, o: DepthConvBlock(i, o, gated=True)  # noqa: E731
+        slot = lambda i, o: stack(bt, i, o, cfg.blocks, block)  # noqa: E731
+        self.latent_channels = n
+        self.enc_in = nn.Sequential(StridedResBlock(3, e1), slot(e1, e1))  # H/2
+        self.enc_out = nn.Sequential(
+            StridedResBlock(e1, e2), slot(e2, e2), StridedResBlock(e2, n), slot(n, n), conv3x3(n, n, 2)
+        )  # H/16
+        self.dec_in = nn.Sequential(
+            slot(n, n), UpsampleResBlock(n, n), slot(n, n), UpsampleResBlock(n, e2), slot(e2, e2),
+            UpsampleResBlock(e2, e1),
+        )  # H/2
+        self.dec_out = nn.Sequential(slot(e1, e1), UpsampleResBlock(e1, r))
+        self.refine = nn.Sequential(UNet(r, r, cfg.unet_channels, cfg.unet_blocks, bt, gated=True), conv3x3(r, 3))
+        self.rate = RateControl(e1, e1)
+        self.hyperprior = Hyperprior(n, cfg.hyper_channels, style="light")
+        self.fusion = PriorFusion(
+            n, n_priors=1, width=cfg.prior_channels, depth=cfg.fusion_blocks, latent_prior=False,
+            block_type=bt, gated=True,
+        )
+        self.spatial_prior = QuadtreeSpatialPrior(n, cfg.prior_channels, cfg.spatial_blocks, bt, gated=True)
+
+    def forward(
+        self, x: Tensor | None, q_index: Tensor, latent_hw: tuple[int, int], batch: int, coder: LatentCoder
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Code frame ``x`` (B, 3, H, W), H and W multiples of 16 (None when decoding); return x̂ and bits."""
+        y = None
+        if x is not None:
+            y = self.enc_out(self.enc_in(x) * self.rate.encoder_step(q_index))
+        hyper, z_bits = self.hyperprior(y, latent_hw, batch, coder, "z_y")
+        y_hat, y_bits = self.spatial_prior(y, self.fusion([hyper]), coder, "y")
+        x_hat = self.refine(self.dec_out(self.dec_in(y_hat) * self.rate.decoder_step(q_index)))
+        return x_hat.clamp(0, 1), {"y": y_bits, "z_y": z_bits}

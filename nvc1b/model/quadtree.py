@@ -1,0 +1,62 @@
+"""Quadtree-partition spatial prior (DCVC-DC): the latent is split into 4 channel groups and 4 interleaved
+positions of each 2×2 cell, and coded in 4 steps; step k codes one position per group, and steps 2–4 take
+their Laplace parameters from everything decoded so far (3 step adaptors feeding one shared prior net)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .blocks import BlockStack, BlockType, make_block
+from .layers import DepthConvBlock, conv1x1
+from .quantization import LatentCoder
+
+STEP_POSITIONS = ((0, 1, 2, 3), (3, 2, 1, 0), (2, 3, 0, 1), (1, 0, 3, 2))
+"""STEP_POSITIONS[step][group]: which 2×2 position (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)
+channel group ``group`` codes at ``step``. Over the 4 steps every group codes every position once."""
+
+QUANT_STEP_MIN = 0.5
+
+
+def quadtree_masks(channels: int, height: int, width: int, device=None, dtype=torch.float32) -> Tensor:
+    """Binary masks of shape (4, 1, channels, height, width), one per coding step; they partition the latent."""
+    rows = torch.arange(height, device=device)[:, None] % 2
+    cols = torch.arange(width, device=device)[None, :] % 2
+    position = rows * 2 + cols  # (h, w) in 0..3
+    group = torch.arange(channels, device=device) // (channels // 4)  # (C,)
+    table = torch.tensor(STEP_POSITIONS, device=device)  # (4 steps, 4 groups)
+    wanted = table[:, group]  # (4, C)
+    masks = wanted[:, :, None, None] == position[None, None]
+    return masks.to(dtype)[:, None]
+
+
+class QuadtreeSpatialPrior(nn.Module):
+    """Codes a latent of ``channels`` channels given common parameters (quant step, scales, means; 3C channels)."""
+
+    def __init__(self, channels: int, width: int, depth: int, block_type: BlockType = "conv", gated: bool = False):
+        super().__init__()
+        if channels % 4:
+            raise ValueError(f"quadtree prior needs a channel count divisible by 4, got {channels}")
+        self.channels = channels
+        block = lambda i, o: DepthConvBlock(i, o, gated=gated)  # noqa: E731
+        self.step_adaptors = nn.ModuleList([conv1x1(4 * channels, width) for _ in range(3)])
+        blocks = [make_block(block_type, width, width, block) for _ in range(depth - 1)]
+        blocks.append(make_block(block_type, width, 2 * channels, block))
+        self.net = BlockStack(blocks)
+
+    def forward(self, y: Tensor | None, common: Tensor, coder: LatentCoder, key: str) -> tuple[Tensor, Tensor]:
+        """Return ŷ (B, C, h, w) and its bits (B,). ``y`` is None when decoding."""
+        quant_step, scales, means = common.chunk(3, dim=1)
+        quant_step = quant_step.clamp_min(QUANT_STEP_MIN)
+        y_scaled = None if y is None else y / quant_step
+        b, c, h, w = means.shape
+        masks = quadtree_masks(c, h, w, device=means.device, dtype=means.dtype)
+        y_hat = torch.zeros_like(means)
+        bits = means.new_zeros(b)
+        for step in range(4):
+            if step:
+                scales, means = self.net(self.step_adaptors[step - 1](torch.cat([y_hat, common], dim=1))).chunk(2, 1)
+            part, part_bits = coder.laplace(key, y_scaled, means, scales, masks[step])
+            y_hat = y_hat + part
+            bits = bits + part_bits
+        return y_hat * quant_step, bits

@@ -1,0 +1,135 @@
+"""Quantisation: variable-rate quantisation steps, and the latent coders that turn latents into symbols.
+
+A *latent coder* is handed every latent in coding order. ``RateEstimator`` quantises (noise, straight-through
+rounding or plain rounding) and returns estimated bits; the bitstream coder of ``nvc1b.coding`` implements the
+same two calls with a real entropy coder, so training, evaluation, encoding and decoding share one forward path.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .likelihood import FactorizedPrior, laplace_bits
+
+LAMBDAS = (85.0, 170.0, 380.0, 840.0)
+"""λ of the four rate anchors, q_index 0..3 (paper Section V-A)."""
+FINE_LEVELS = 64
+"""Number of inference rate levels obtained by log-linear interpolation between the anchors."""
+
+QuantMode = Literal["ste", "noise", "round"]
+
+
+def as_q_index(q_index: float | int | Tensor | list, batch: int, device: torch.device | None = None) -> Tensor:
+    """Per-sample rate position in [0, 3] as a float tensor of shape (batch,). Integers are the anchors;
+    fractions interpolate between neighbouring anchors."""
+    q = torch.as_tensor(q_index, dtype=torch.float32, device=device)
+    if q.dim() == 0:
+        q = q.expand(batch)
+    if q.shape != (batch,):
+        raise ValueError(f"q_index has shape {tuple(q.shape)}, expected ({batch},)")
+    if bool(((q < 0) | (q > len(LAMBDAS) - 1)).any()):
+        raise ValueError(f"q_index must lie in [0, {len(LAMBDAS) - 1}], got {q.tolist()}")
+    return q
+
+
+def fine_level_to_q_index(level: int) -> float:
+    """Map one of the 64 inference levels to a rate position; levels 0, 21, 42, 63 are the anchors."""
+    if not 0 <= level < FINE_LEVELS:
+        raise ValueError(f"fine rate level must be in 0..{FINE_LEVELS - 1}, got {level}")
+    return level * (len(LAMBDAS) - 1) / (FINE_LEVELS - 1)
+
+
+def _log_interp(log_values: Tensor, q: Tensor) -> Tensor:
+    lo = q.floor().clamp(0, log_values.numel() - 2)
+    frac = q - lo
+    lo = lo.long()
+    return log_values[lo] * (1 - frac) + log_values[lo + 1] * frac
+
+
+def lambda_for(q_index: Tensor) -> Tensor:
+    """λ for per-sample rate positions (log-linear between anchors)."""
+    table = torch.tensor(LAMBDAS, device=q_index.device).log()
+    return _log_interp(table, q_index).exp()
+
+
+class RateControl(nn.Module):
+    """Learned per-channel quantisation steps for one coding path, on the encoder side and the decoder side,
+    each scaled by a learned per-anchor factor; the encoder multiplies a feature by its step before the
+    latent is formed, the decoder multiplies the matching feature after it is reconstructed."""
+
+    def __init__(self, enc_channels: int, dec_channels: int):
+        super().__init__()
+        anchors = torch.tensor(LAMBDAS)
+        init = 0.5 * torch.log(anchors / anchors[-1])  # finer steps for larger λ, ~λ^½ as in classic codecs
+        self.enc_base = nn.Parameter(torch.ones(enc_channels))
+        self.enc_log_scale = nn.Parameter(init.clone())
+        self.dec_base = nn.Parameter(torch.ones(dec_channels))
+        self.dec_log_scale = nn.Parameter(-init.clone())
+
+    def encoder_step(self, q_index: Tensor) -> Tensor:
+        """(B, C_enc, 1, 1) multipliers for per-sample rate positions ``q_index`` (B,)."""
+        scale = _log_interp(self.enc_log_scale, q_index).exp()
+        return (self.enc_base[None, :] * scale[:, None])[..., None, None]
+
+    def decoder_step(self, q_index: Tensor) -> Tensor:
+        scale = _log_interp(self.dec_log_scale, q_index).exp()
+        return (self.dec_base[None, :] * scale[:, None])[..., None, None]
+
+
+class LatentCoder(Protocol):
+    """Turns latents into quantised values, in the order the decoder will see them."""
+
+    def laplace(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Code the positions where ``mask`` is 1 of latent ``y`` (None when decoding) under a Laplace of
+        ``means``/``scales``; return the reconstruction at those positions (zero elsewhere) and bits (B,)."""
+        ...
+
+    def factorized(self, key: str, z: Tensor | None, prior: FactorizedPrior, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        """Code hyper-latent ``z`` of ``shape`` under ``prior``; return ẑ and bits per sample (B,)."""
+        ...
+
+
+def _uniform_noise(x: Tensor) -> Tensor:
+    return torch.empty_like(x).uniform_(-0.5, 0.5)
+
+
+def _round_ste(x: Tensor) -> Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+class RateEstimator:
+    """Coder for training and evaluation: no bytes, estimated bits.
+
+    ``ste``: bits from ``v + U(-½, ½)``, reconstruction from straight-through rounding (default for training);
+    ``noise``: both from the noisy value; ``round``: both from ``round(v)`` (evaluation).
+    """
+
+    def __init__(self, mode: QuantMode = "ste"):
+        if mode not in ("ste", "noise", "round"):
+            raise ValueError(f"unknown quantisation mode {mode!r}")
+        self.mode = mode
+
+    def _quantise(self, v: Tensor) -> tuple[Tensor, Tensor]:
+        """(value used for the rate, value used for the reconstruction)."""
+        if self.mode == "round":
+            q = torch.round(v)
+            return q, q
+        noisy = v + _uniform_noise(v)
+        return noisy, (noisy if self.mode == "noise" else _round_ste(v))
+
+    def laplace(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        if y is None:
+            raise ValueError(f"RateEstimator cannot decode latent {key!r}: it needs the latent itself")
+        rate_v, recon_v = self._quantise((y - means) * mask)
+        bits = (laplace_bits(rate_v, scales) * mask).sum(dim=(1, 2, 3))
+        return (recon_v + means) * mask, bits
+
+    def factorized(self, key: str, z: Tensor | None, prior: FactorizedPrior, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        if z is None:
+            raise ValueError(f"RateEstimator cannot decode latent {key!r}: it needs the latent itself")
+        rate_v, recon_v = self._quantise(z)
+        return recon_v, prior.bits(rate_v).sum(dim=(1, 2, 3))
+
