@@ -69,14 +69,18 @@ class RateControl(nn.Module):
         self.dec_base = nn.Parameter(torch.ones(dec_channels))
         self.dec_log_scale = nn.Parameter(-init.clone())
 
+    def forward(self, q_index: Tensor, decoder: bool = False) -> Tensor:
+        """(B, C, 1, 1) multipliers for per-sample rate positions ``q_index`` (B,), encoder or decoder side.
+        (Parameters are read only here, inside forward, so ZeRO-3 can gather them.)"""
+        base, log_scale = (self.dec_base, self.dec_log_scale) if decoder else (self.enc_base, self.enc_log_scale)
+        scale = _log_interp(log_scale, q_index).exp()
+        return (base[None, :] * scale[:, None])[..., None, None]
+
     def encoder_step(self, q_index: Tensor) -> Tensor:
-        """(B, C_enc, 1, 1) multipliers for per-sample rate positions ``q_index`` (B,)."""
-        scale = _log_interp(self.enc_log_scale, q_index).exp()
-        return (self.enc_base[None, :] * scale[:, None])[..., None, None]
+        return self(q_index, decoder=False)
 
     def decoder_step(self, q_index: Tensor) -> Tensor:
-        scale = _log_interp(self.dec_log_scale, q_index).exp()
-        return (self.dec_base[None, :] * scale[:, None])[..., None, None]
+        return self(q_index, decoder=True)
 
 
 class LatentCoder(Protocol):
