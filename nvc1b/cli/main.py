@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..errors import NvcError
-from . import params
+from . import params, train
 
 
-COMMANDS = (params,)
+COMMANDS = (params, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,10 +49,10 @@ def _log_interp(log_values: Tensor, q: Tensor) -> Tensor:
     return log_values[lo] * (1 - frac) + log_values[lo + 1] * frac
 
 
-def lambda_for(q_index: Tensor) -> Tensor:
+def lambda_for(q_index: Tensor, lambdas: tuple[float, ...] = LAMBDAS) -> Tensor:
     """λ for per-sample rate positions (log-linear between anchors)."""
-    table = torch.tensor(LAMBDAS, device=q_index.device).log()
-    return _log_interp(table, q_index).exp()
+    table = torch.tensor(lambdas, device=q_index.device, dtype=torch.float32).log()
+    return _log_interp(table, q_index.float()).exp()
 
 
 class RateControl(nn.Module):

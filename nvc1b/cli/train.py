@@ -1,0 +1,32 @@
+"""``nvc1b train``: run a schedule (single process, torchrun, the deepspeed launcher or srun)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a schedule of stages (stages/*.yaml)")
+    p.add_argument("schedule", help="schedule YAML (for example stages/demo.yaml)")
+    p.add_argument("--run-dir", required=True, type=Path, help="run directory: checkpoints, exports, logs, status")
+    p.add_argument("--stage", help="run only this stage (name or index)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    p.add_argument("--max-steps", type=int, help="end the whole run after N optimizer steps in total")
+    p.add_argument("--checkpoint-every", type=int, help="optimizer steps between checkpoints")
+    p.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)  # set by the deepspeed launcher
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.schedule import load_schedule
+    from ..train.trainer import EXIT_STOPPED, RunOptions, train
+
+    schedule = load_schedule(args.schedule)
+    opts = RunOptions(args.run_dir, args.stage, args.resume, args.max_steps, args.checkpoint_every)
+    result = train(schedule, opts)
+    sys.stderr.flush()
+    if result.stopped and args.max_steps is None:
+        return EXIT_STOPPED
+    return 0

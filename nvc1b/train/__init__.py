@@ -1,0 +1,1 @@
+"""The training engine: declarative multi-stage schedules on DeepSpeed ZeRO with exact resume."""

@@ -1,0 +1,110 @@
+"""One training clip through the codec for a stage: the I-frame, then the P-frames coded in sequence from it
+with the decoded references, and the stage's loss. This is the module DeepSpeed wraps."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..model.codec import VideoCodec
+from ..model.hierarchy import frame_weight
+from ..model.quantization import RateEstimator, lambda_for
+from .losses import FrameTerms, cascaded, frame_loss, motion_only
+
+PART_SETS: dict[str, tuple[str, ...]] = {
+    "Intra": ("intra",),
+    "Inter": ("motion_estimation", "motion_codec", "motion_entropy"),
+    "Recon": ("temporal_context_mining", "contextual_codec", "contextual_entropy"),
+    "All": VideoCodec.PARTS,
+}
+"""Trainable parts of each stage type (paper: Inter = motion parts, Recon = TCM + contextual parts)."""
+
+
+def set_trainable(codec: VideoCodec, parts: str) -> list[nn.Parameter]:
+    """Freeze everything but ``parts``' modules; returns the trainable parameters."""
+    names = PART_SETS[parts]
+    trainable = []
+    for name, module in {**codec.parts(), "intra": codec.intra}.items():
+        on = name in names
+        for p in module.parameters():
+            p.requires_grad_(on)
+            if on:
+                trainable.append(p)
+    return trainable
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What a stage asks of each clip."""
+
+    parts: str
+    loss: str
+    frames: int
+    lambdas: tuple[float, ...]
+    frame_weights: tuple[float, ...]
+    checkpoint_frames: bool = False
+    bf16: bool = False
+
+
+class ClipLoss(nn.Module):
+    """forward(frames (B, T, 3, H, W), q_index (B,)) → (loss, metrics) for the stage described by ``spec``."""
+
+    def __init__(self, codec: VideoCodec, spec: ClipSpec):
+        super().__init__()
+        self.codec = codec
+        self.spec = spec
+
+    def forward(self, frames: Tensor, q_index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        s = self.spec
+        lam = lambda_for(q_index, s.lambdas)
+        autocast = (
+            torch.autocast(frames.device.type, dtype=torch.bfloat16) if s.bf16 else contextlib.nullcontext()
+        )
+        with autocast:
+            if s.parts == "Intra":
+                out = self.codec.intra_step(frames[:, 0], q_index)
+                terms = [FrameTerms.of(out, frames[:, 0])]
+                losses = [frame_loss("intra", terms[0], lam, 1.0)]
+            else:
+                terms, losses = self._p_frames(frames, q_index, lam)
+        loss = torch.stack(losses).mean()
+        return loss, self._metrics(loss, terms)
+
+    def _p_frames(self, frames: Tensor, q_index: Tensor, lam: Tensor) -> tuple[list[FrameTerms], list[Tensor]]:
+        s = self.spec
+        with torch.no_grad():  # the intra coder is frozen in P-frame stages: code the I-frame as at test time
+            state = self.codec.intra_step(frames[:, 0], q_index, coder=RateEstimator("round")).state
+        terms, losses = [], []
+        for t in range(1, s.frames):
+            last = t == s.frames - 1
+            out = self.codec.inter_step(
+                frames[:, t], state, q_index,
+                motion_only=motion_only(s.loss) and last,  # no later frame needs this frame's x̂
+                checkpoint=s.checkpoint_frames,
+            )
+            terms.append(FrameTerms.of(out, frames[:, t]))
+            losses.append(frame_loss(s.loss, terms[-1], lam, frame_weight(t, s.frame_weights)).mean())
+            state = out.state if cascaded(s.loss) else out.state.detach()
+        return terms, losses
+
+    @staticmethod
+    def _metrics(loss: Tensor, terms: list[FrameTerms]) -> dict[str, Tensor]:
+        """Detached means over frames and samples, for logging."""
+
+        def mean(values: list[Tensor | None]) -> Tensor | None:
+            kept = [v.detach().float().mean() for v in values if v is not None]
+            return torch.stack(kept).mean() if kept else None
+
+        metrics = {
+            "loss": loss.detach().float(),
+            "D": mean([t.D for t in terms]),
+            "D_m": mean([t.D_m for t in terms]),
+            "bpp_m": mean([t.R_m for t in terms]),
+            "bpp_y": mean([t.R_y for t in terms]),
+        }
+        metrics = {k: v for k, v in metrics.items() if v is not None}
+        metrics["psnr"] = -10 * torch.log10(metrics["D"].clamp_min(1e-10))
+        return metrics

@@ -1,0 +1,93 @@
+"""Process-group setup for one process, torchrun, the deepspeed launcher or SLURM's srun, on GPU (NCCL) or
+CPU (gloo), and the few collectives the trainer needs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as tdist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env_from_slurm() -> None:
+    """srun sets SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; torch expects RANK/WORLD_SIZE/LOCAL_RANK."""
+    if "RANK" not in os.environ and "SLURM_PROCID" in os.environ and "MASTER_ADDR" in os.environ:
+        os.environ["RANK"] = os.environ["SLURM_PROCID"]
+        os.environ["WORLD_SIZE"] = os.environ["SLURM_NTASKS"]
+        os.environ["LOCAL_RANK"] = os.environ.get("SLURM_LOCALID", "0")
+
+
+def setup_distributed() -> DistInfo:
+    """Initialise torch.distributed (through DeepSpeed) from the launcher's environment, or as a single process."""
+    _env_from_slurm()
+    if "RANK" not in os.environ:
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device, backend = torch.device("cuda", local_rank), "nccl"
+    else:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        device, backend = torch.device("cpu"), "gloo"
+    import deepspeed
+
+    if device.type == "cpu":
+        _skip_shared_memory_allreduce()
+    if not tdist.is_initialized():
+        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    return DistInfo(rank, world, local_rank, device)
+
+
+def _skip_shared_memory_allreduce() -> None:
+    """On CPU, DeepSpeed compiles a shared-memory all-reduce op (~80 s on a fresh machine) at start-up.
+    gloo is enough for CPU runs (tests, demos), so mark that op unavailable before the backend is built."""
+    import deepspeed.ops
+
+    compatible = deepspeed.ops.__compatible_ops__
+    compatible["deepspeed_shm_comm"] = False
+
+
+def barrier() -> None:
+    if tdist.is_initialized():
+        tdist.barrier()
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank if ``flag`` is True on some rank."""
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    if tdist.is_initialized():
+        tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def mean_over_ranks(values: dict[str, torch.Tensor], device: torch.device) -> dict[str, float]:
+    """Average scalar metrics over ranks (one all-reduce)."""
+    keys = sorted(values)
+    t = torch.stack([values[k].detach().float().to(device) for k in keys])
+    if tdist.is_initialized():
+        tdist.all_reduce(t)
+        t /= tdist.get_world_size()
+    return {k: float(v) for k, v in zip(keys, t.tolist())}

@@ -1,0 +1,201 @@
+"""Training schedules as data: global settings plus an ordered list of stages (paper Table II).
+
+``stages/nvc1b_rgb.yaml`` is Table II row by row, preceded by an intra stage; ``stages/demo.yaml`` is the same
+structure in miniature. Every problem is a one-line ConfigError naming the file, the stage and the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+from ..config.loading import Strict, format_validation_error, read_yaml
+from ..errors import ConfigError
+
+Parts = Literal["Intra", "Inter", "Recon", "All"]
+Loss = Literal["intra", "meD", "meRD", "recD", "recRD", "all", "all_T"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+LOSSES_FOR_PARTS: dict[str, tuple[str, ...]] = {
+    "Intra": ("intra",),
+    "Inter": ("meD", "meRD"),
+    "Recon": ("recD", "recRD"),
+    "All": ("all", "all_T"),
+}
+"""Which losses make sense for which trainable set (paper Section IV-D)."""
+
+
+class ActivationCheckpointing(Strict):
+    """Forward recomputation in backward, trading compute for memory (the paper's FRB)."""
+
+    frames: bool = False
+    """Recompute each coded frame's activations (per-frame checkpointing of the cascade)."""
+    blocks: bool = False
+    """Recompute each block of every block stack."""
+
+
+class Stability(Strict):
+    """Automatic handling of bad steps: skip, then roll back."""
+
+    spike_factor: PositiveFloat = 5.0
+    """A loss above this multiple of its running mean is a spike; the step is skipped."""
+    window: PositiveInt = 50
+    """Number of recent good steps in the running mean (spikes are detected once it is full)."""
+    max_bad_steps: PositiveInt = 5
+    """After this many consecutive skipped steps, roll back to the last good checkpoint."""
+    rollback_lr_factor: float = Field(0.5, gt=0, le=1)
+    """Learning-rate multiplier applied at each rollback."""
+    max_rollbacks: PositiveInt = 3
+    """Give up (with an error) after this many rollbacks in one stage."""
+
+
+class Overrides(Strict):
+    """Global settings a stage may change for itself."""
+
+    crop: Optional[PositiveInt] = None
+    global_batch: Optional[PositiveInt] = None
+    micro_batch: Optional[PositiveInt] = None
+    zero_stage: Optional[Literal[1, 2, 3]] = None
+    grad_clip: Optional[PositiveFloat] = None
+    precision: Optional[Precision] = None
+    activation_checkpointing: Optional[ActivationCheckpointing] = None
+
+
+class Stage(Strict):
+    """One row of the schedule."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Unique stage name (letters, digits, '_', '.', '-'), used in run directories and --stage."""
+    frames: int = Field(ge=1, le=7)
+    """Frames per training clip: 1 for the intra stage, else the I-frame plus frames-1 P-frames."""
+    parts: Parts
+    """Trainable set: Intra (I-frame coder), Inter (motion parts), Recon (TCM + contextual parts), All (six parts)."""
+    loss: Loss
+    """Loss of the paper: meD, meRD, recD, recRD, all (per frame, references detached), all_T (cascaded)."""
+    lr: PositiveFloat
+    """Learning rate (AdamW)."""
+    epochs: Optional[PositiveFloat] = None
+    """Length in epochs over the training clips (exactly one of epochs and steps)."""
+    steps: Optional[PositiveInt] = None
+    """Length in optimizer steps."""
+    weights: Optional[str] = None
+    """Intra stage only: load the intra coder from this local file instead of training it."""
+    overrides: Overrides = Overrides()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Stage":
+        if (self.epochs is None) == (self.steps is None) and self.weights is None:
+            raise ValueError("give exactly one of 'epochs' and 'steps'")
+        if self.loss not in LOSSES_FOR_PARTS[self.parts]:
+            raise ValueError(
+                f"loss '{self.loss}' does not train parts '{self.parts}' "
+                f"(use {' or '.join(LOSSES_FOR_PARTS[self.parts])})"
+            )
+        if (self.parts == "Intra") != (self.frames == 1):
+            raise ValueError("an Intra stage has frames: 1, and only an Intra stage has one frame")
+        if self.weights is not None and self.parts != "Intra":
+            raise ValueError("'weights' is only for the Intra stage")
+        return self
+
+
+class DataSource(Strict):
+    """Where training clips come from."""
+
+    train: str = "builtin"
+    """A shard manifest (or its directory), or 'builtin' for the synthetic set (built on first use, cached)."""
+    workers: int = Field(2, ge=0)
+    """Data-loader worker processes per rank."""
+
+
+class Schedule(Strict):
+    """A whole training run: settings shared by all stages, then the stages in order."""
+
+    preset: str
+    """Model preset name or path (see `nvc1b params`)."""
+    data: DataSource = DataSource()
+    lambdas: tuple[PositiveFloat, PositiveFloat, PositiveFloat, PositiveFloat] = (85.0, 170.0, 380.0, 840.0)
+    """λ of the four rate anchors; each sample draws one anchor per step."""
+    frame_weights: tuple[PositiveFloat, ...] = (0.5, 1.2, 0.5, 0.9)
+    """w_t of the P-frame at GOP position t: frame_weights[t % len]."""
+    crop: PositiveInt = 256
+    """Square random crop of the training clips."""
+    global_batch: PositiveInt = 32
+    """Clips per optimizer step over all ranks (reached by gradient accumulation)."""
+    micro_batch: PositiveInt = 8
+    """Clips per rank per forward/backward."""
+    seed: int = 0
+    precision: Precision = "auto"
+    """auto = bf16 autocast on GPU, fp32 on CPU."""
+    zero_stage: Literal[1, 2, 3] = 2
+    """DeepSpeed ZeRO stage."""
+    grad_clip: PositiveFloat = 0.2
+    """Global gradient-norm clip (DCVC-UF's 0.2); a non-finite norm skips the step."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    checkpoint_every: PositiveInt = 500
+    """Optimizer steps between checkpoints (one is always written at the end of a stage)."""
+    keep_checkpoints: PositiveInt = 3
+    """Checkpoints kept per run (older ones are deleted once a newer one is complete)."""
+    activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing()
+    stability: Stability = Stability()
+    spynet_weights: Optional[str] = None
+    """Local file with pre-trained SpyNet weights, loaded before the first stage."""
+    stages: list[Stage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Schedule":
+        seen: set[str] = set()
+        for i, stage in enumerate(self.stages):
+            if stage.name in seen:
+                raise ValueError(f"stage {i} ('{stage.name}'): the name is used by an earlier stage")
+            seen.add(stage.name)
+        return self
+
+    def index(self, stage: Union[str, int]) -> int:
+        """Index of a stage given by name or by index (as text or int)."""
+        names = [s.name for s in self.stages]
+        if isinstance(stage, int) or str(stage).lstrip("-").isdigit():
+            i = int(stage)
+            if not 0 <= i < len(names):
+                raise ConfigError(f"stage index {i} is out of range: the schedule has stages 0..{len(names) - 1}")
+            return i
+        if stage not in names:
+            raise ConfigError(f"unknown stage '{stage}': stages are {', '.join(names)}")
+        return names.index(stage)
+
+
+def _stage_error(exc: ValidationError, data: dict, source: str) -> str:
+    """Name the stage (index and name) of the first problem, if it is inside one."""
+    loc = exc.errors()[0]["loc"]
+    if len(loc) >= 2 and loc[0] == "stages" and isinstance(loc[1], int):
+        stages = data.get("stages") or []
+        name = stages[loc[1]].get("name") if loc[1] < len(stages) and isinstance(stages[loc[1]], dict) else None
+        label = f"stage {loc[1]}" + (f" ('{name}')" if name else "")
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in loc[2:])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif first["type"] == "missing":
+            message = "missing key"
+        return f"{source}: {label}: " + (f"key '{key}': " if key else "") + message
+    return format_validation_error(exc, source)
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    """Read and validate a schedule file."""
+    data = read_yaml(path)
+    try:
+        return Schedule.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_stage_error(exc, data, str(path))) from None
+
+
+def effective(schedule: Schedule, stage: Stage) -> Schedule:
+    """The global settings with the stage's overrides applied."""
+    changes = {k: v for k, v in stage.overrides.model_dump(exclude_none=True).items()}
+    if "activation_checkpointing" in changes:
+        changes["activation_checkpointing"] = stage.overrides.activation_checkpointing
+    return schedule.model_copy(update=changes)

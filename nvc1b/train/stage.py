@@ -1,0 +1,316 @@
+"""Training one stage on DeepSpeed: a fresh engine from the previous stage's consolidated fp32 weights,
+gradient accumulation to the global batch, bad-step skipping and rollback, checkpoints and export."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import torch
+
+from ..config.model import load_preset
+from ..errors import ConfigError, NvcError
+from ..model.blocks import set_block_checkpointing
+from ..model.codec import VideoCodec
+from ..model.export import load_model, save_model
+from .checkpointing import (
+    Progress, consolidated_weights, export_stage, load_same_world, read_latest, save_checkpoint, stage_export_path,
+)
+from .clip import ClipLoss, ClipSpec, set_trainable
+from .distributed import DistInfo, any_rank, mean_over_ranks
+from .observe import Monitor, peak_memory_gb, write_status
+from .schedule import Schedule, effective
+from .stability import SpikeDetector, injected_nan
+
+log = logging.getLogger("nvc1b.train")
+
+
+class ClipSource(Protocol):
+    """Training clips for the trainer (see nvc1b.data)."""
+
+    def num_clips(self) -> int: ...
+
+    def batches(
+        self, *, frames: int, crop: int, micro_batch: int, seed: int, stage: int, epoch: int, rank: int,
+        world_size: int, batches: int, start: int,
+    ) -> Iterator[torch.Tensor]: ...
+
+
+def accumulation_steps(global_batch: int, micro_batch: int, world_size: int, where: str) -> int:
+    """Micro-batches per rank per optimizer step so that micro × accumulation × ranks = global batch."""
+    per_step = micro_batch * world_size
+    if global_batch % per_step:
+        raise ConfigError(
+            f"{where}: global_batch {global_batch} is not a multiple of micro_batch {micro_batch} × {world_size} ranks"
+        )
+    return global_batch // per_step
+
+
+def stage_steps(schedule: Schedule, index: int, num_clips: int) -> int:
+    """Optimizer steps of a stage: its `steps`, or its epochs over the clips at its global batch."""
+    stage = schedule.stages[index]
+    if stage.weights is not None:
+        return 0
+    if stage.steps is not None:
+        return stage.steps
+    per_epoch = math.ceil(num_clips / effective(schedule, stage).global_batch)
+    return max(1, round(stage.epochs * per_epoch))
+
+
+def _seed(*parts: int) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+@dataclass
+class StageContext:
+    schedule: Schedule
+    index: int
+    run_dir: Path
+    dist: DistInfo
+    data: ClipSource
+    monitor: Monitor
+    future_frame_steps: int = 0
+    """Σ steps × frames of the stages after this one (for the schedule ETA)."""
+    max_total_steps: int | None = None
+    checkpoint_every: int | None = None
+    stop_requested: callable = lambda: False  # noqa: E731 - set by the preemption handler
+
+
+@dataclass
+class StageResult:
+    progress: Progress
+    finished: bool
+    """The stage ran to its end (False when --max-steps or a stop request ended it early)."""
+
+
+def initial_codec(ctx: StageContext) -> VideoCodec:
+    """The model a stage starts from: the newest earlier stage's export, else a seeded fresh model."""
+    for earlier in range(ctx.index - 1, -1, -1):
+        path = stage_export_path(ctx.run_dir, earlier, ctx.schedule.stages[earlier].name)
+        if path.is_file():
+            return load_model(path)
+        if stage_steps(ctx.schedule, earlier, 1) or ctx.schedule.stages[earlier].weights:
+            raise NvcError(
+                f"stage {ctx.index} ('{ctx.schedule.stages[ctx.index].name}') starts from stage {earlier} "
+                f"('{ctx.schedule.stages[earlier].name}'), which has no export in {path.parent}: run it first"
+            )
+    torch.manual_seed(ctx.schedule.seed)
+    codec = VideoCodec(load_preset(ctx.schedule.preset))
+    if ctx.schedule.spynet_weights:
+        codec.load_pretrained("spynet", ctx.schedule.spynet_weights)
+    return codec
+
+
+def run_stage(ctx: StageContext, progress: Progress, resume_tag: str | None) -> StageResult:
+    """Train stage ``ctx.index`` from ``progress`` (resuming from checkpoint ``resume_tag`` if given)."""
+    stage = ctx.schedule.stages[ctx.index]
+    if stage.weights is not None:
+        return _load_intra(ctx, progress)
+    while True:
+        outcome = _attempt(ctx, progress, resume_tag)
+        if isinstance(outcome, StageResult):
+            return outcome
+        progress, resume_tag = outcome  # rolled back: rebuild from the last good state
+
+
+def _load_intra(ctx: StageContext, progress: Progress) -> StageResult:
+    stage = ctx.schedule.stages[ctx.index]
+    codec = initial_codec(ctx)
+    codec.load_pretrained("intra", stage.weights)
+    if ctx.dist.main:
+        save_model(codec, stage_export_path(ctx.run_dir, ctx.index, stage.name), extra={"stage": stage.name})
+    log.info("stage %s: intra coder loaded from %s", stage.name, stage.weights)
+    return StageResult(replace(progress, stage_done=True), finished=True)
+
+
+def _ds_config(cfg: Schedule, accum: int) -> dict:
+    return {
+        "train_micro_batch_size_per_gpu": cfg.micro_batch,
+        "gradient_accumulation_steps": accum,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": {"stage": cfg.zero_stage},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 2**31 - 1,
+        "wall_clock_breakdown": False,
+    }
+
+
+def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
+    """Build the engine and train until the stage ends (StageResult) or a rollback is due ((progress, tag))."""
+    import deepspeed
+
+    sched, dist, stage = ctx.schedule, ctx.dist, ctx.schedule.stages[ctx.index]
+    cfg = effective(sched, stage)
+    where = f"stage {ctx.index} ('{stage.name}')"
+    accum = accumulation_steps(cfg.global_batch, cfg.micro_batch, dist.world_size, where)
+    num_clips = ctx.data.num_clips()
+    per_epoch = math.ceil(num_clips / cfg.global_batch)
+    total = stage_steps(sched, ctx.index, num_clips)
+
+    codec = initial_codec(ctx)
+    same_world = progress.world_size == dist.world_size
+    if resume_tag and not same_world:
+        codec.load_state_dict(consolidated_weights(ctx.run_dir, resume_tag))
+        log.warning(
+            "%s: checkpoint %s was written by %d ranks, resuming on %d: model weights carried (fp32 consolidation), "
+            "stage progress and learning-rate factor carried, AdamW moments reset, data stream re-split",
+            where, resume_tag, progress.world_size, dist.world_size,
+        )
+    trainable = set_trainable(codec, stage.parts)
+    set_block_checkpointing(codec, cfg.activation_checkpointing.blocks)
+    spec = ClipSpec(
+        parts=stage.parts, loss=stage.loss, frames=stage.frames, lambdas=tuple(sched.lambdas),
+        frame_weights=tuple(sched.frame_weights), checkpoint_frames=cfg.activation_checkpointing.frames,
+        bf16=use_bf16(cfg.precision, dist.device),
+    )
+    model = ClipLoss(codec.to(dist.device), spec)
+    lr = stage.lr * progress.lr_factor
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=_ds_config(cfg, accum))
+    if resume_tag and same_world:
+        load_same_world(engine, ctx.run_dir, resume_tag)
+    for group in engine.optimizer.param_groups:
+        group["lr"] = lr
+    progress = replace(progress, world_size=dist.world_size)
+    log.info(
+        "stage %d '%s': %s, loss %s, %d frames, lr %g, %d/%d steps done, %d clips/step = %d ranks x %d micro x %d "
+        "accumulation, ZeRO-%d, %s", ctx.index, stage.name, stage.parts, stage.loss, stage.frames, lr, progress.step,
+        total, cfg.global_batch, dist.world_size, cfg.micro_batch, accum, cfg.zero_stage,
+        "bf16 autocast" if spec.bf16 else "fp32",
+    )
+    try:
+        return _loop(ctx, engine, progress, cfg, accum, per_epoch, total, lr)
+    finally:
+        engine.destroy() if hasattr(engine, "destroy") else None
+        del engine, model, optimizer
+        gc.collect()
+        if dist.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch: int, total: int, lr: float):
+    sched, dist, stage = ctx.schedule, ctx.dist, ctx.schedule.stages[ctx.index]
+    detector = SpikeDetector(cfg.stability)
+    every = ctx.checkpoint_every or cfg.checkpoint_every
+    ctx.monitor.start_stage(stage.name, ctx.index, total, progress.step)
+    stream, stream_epoch = None, -1
+    while progress.step < total:
+        epoch = progress.step // per_epoch
+        if epoch != stream_epoch:
+            stream = iter(ctx.data.batches(
+                frames=stage.frames, crop=cfg.crop, micro_batch=cfg.micro_batch, seed=sched.seed, stage=ctx.index,
+                epoch=epoch, rank=dist.rank, world_size=dist.world_size, batches=per_epoch * accum,
+                start=(progress.step % per_epoch) * accum,
+            ))
+            stream_epoch = epoch
+        t0 = time.perf_counter()
+        data_time, sums = 0.0, {}
+        for micro in range(accum):
+            t_data = time.perf_counter()
+            frames = next(stream).to(dist.device, non_blocking=True)
+            data_time += time.perf_counter() - t_data
+            torch.manual_seed(_seed(sched.seed, ctx.index, progress.step, micro, dist.rank))
+            q_index = torch.randint(0, len(sched.lambdas), (frames.shape[0],)).float().to(dist.device)
+            loss, metrics = engine(frames, q_index)
+            if injected_nan(stage.name, progress.step + 1, progress.rollbacks):  # steps count from 1
+                loss = loss * float("nan")
+            if any_rank(detector.is_bad(loss.detach().item()), dist.device):
+                loss = loss * float("nan")  # DeepSpeed then sees a non-finite gradient norm and skips the step
+            engine.backward(loss)
+            engine.step()
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v / accum
+        applied = engine.was_step_applied()
+        scalars = mean_over_ranks(sums, dist.device)
+        step_time = time.perf_counter() - t0
+        progress = replace(progress, step=progress.step + 1, total_steps=progress.total_steps + 1)
+        grad_norm = engine.get_global_grad_norm()
+        _report(ctx, progress, scalars, applied, grad_norm, lr, cfg, step_time, data_time, total, engine.skipped_steps)
+
+        if detector.record(applied, scalars.get("loss", float("nan"))):
+            return _rollback(ctx, progress, detector)
+        stop = ctx.stop_requested() or (ctx.max_total_steps is not None and progress.total_steps >= ctx.max_total_steps)
+        stop = any_rank(stop, dist.device)
+        if progress.step < total and (stop or progress.step % every == 0):
+            save_checkpoint(engine, ctx.run_dir, progress, cfg.keep_checkpoints, dist)
+        if stop and progress.step < total:
+            ctx.monitor.end_stage()
+            return StageResult(progress, finished=False)
+    progress = replace(progress, stage_done=True)
+    tag = save_checkpoint(engine, ctx.run_dir, progress, cfg.keep_checkpoints, dist)
+    ctx.monitor.end_stage()
+    export_stage(ctx.run_dir, tag, engine.module.codec, ctx.index, stage.name, dist)
+    return StageResult(progress, finished=True)
+
+
+def _rollback(ctx: StageContext, progress: Progress, detector: SpikeDetector):
+    """Go back to this stage's newest checkpoint (or its start) with a lower learning rate."""
+    stage = ctx.schedule.stages[ctx.index]
+    cfg = effective(ctx.schedule, stage).stability
+    if progress.rollbacks >= cfg.max_rollbacks:
+        raise NvcError(
+            f"stage {ctx.index} ('{stage.name}') diverged: {detector.consecutive_bad} bad steps in a row after "
+            f"{progress.rollbacks} rollbacks (step {progress.step}); lower lr or check the data"
+        )
+    factor = progress.lr_factor * cfg.rollback_lr_factor
+    latest = read_latest(ctx.run_dir)
+    if latest and latest[1].stage == ctx.index and not latest[1].stage_done:
+        tag, saved = latest
+        restored = replace(saved, lr_factor=factor, rollbacks=progress.rollbacks + 1)
+    else:
+        tag = None
+        restored = Progress(ctx.index, stage.name, 0, progress.total_steps - progress.step,
+                            lr_factor=factor, rollbacks=progress.rollbacks + 1, world_size=ctx.dist.world_size)
+    log.warning(
+        "stage %s: %d consecutive bad steps (non-finite or spiking loss/gradient) at step %d: rolling back to %s "
+        "with learning rate x%g",
+        stage.name, detector.consecutive_bad, progress.step, tag or "the start of the stage", factor,
+    )
+    ctx.monitor.end_stage()
+    return restored, tag
+
+
+def _report(ctx, progress, scalars, applied, grad_norm, lr, cfg, step_time, data_time, total, skipped):
+    stage = ctx.schedule.stages[ctx.index]
+    samples = cfg.global_batch
+    ctx.monitor.record_time(step_time)
+    eta_stage = ctx.monitor.stage_eta(total - progress.step)
+    per_frame_step = ctx.monitor.stage_eta(1) / stage.frames  # recent seconds per step, per frame of the clip
+    eta_schedule = eta_stage + per_frame_step * ctx.future_frame_steps
+    tb = {f"train/{k}": v for k, v in scalars.items()}
+    tb.update({
+        "train/lr": lr,
+        "train/grad_norm": float(grad_norm) if grad_norm is not None and applied else float("nan"),
+        "train/skipped_steps": float(skipped),
+        "perf/step_time_s": step_time,
+        "perf/data_time_s": data_time,
+        "perf/compute_time_s": step_time - data_time,
+        "perf/samples_per_s": samples / step_time,
+        "perf/frames_per_s": samples * stage.frames / step_time,
+        "perf/peak_memory_gb": peak_memory_gb(ctx.dist.device),
+        "eta/stage_s": eta_stage,
+        "eta/schedule_s": eta_schedule,
+    })
+    bar = f"loss {scalars.get('loss', float('nan')):.4g} psnr {scalars.get('psnr', float('nan')):.2f}"
+    if "bpp_y" in scalars:
+        bar += f" bpp {scalars.get('bpp_y', 0) + scalars.get('bpp_m', 0):.3f}"
+    if not applied:
+        bar += " (skipped)"
+    ctx.monitor.step(progress.total_steps, tb, bar, {"stage": stage.name, "stage_step": progress.step, "applied": applied})
+    if ctx.dist.main:
+        write_status(
+            ctx.run_dir, state="running", stage=ctx.index, stage_name=stage.name, step=progress.step,
+            stage_steps=total, total_steps=progress.total_steps, loss=scalars.get("loss"),
+            eta_stage_s=eta_stage if math.isfinite(eta_stage) else None,
+            eta_schedule_s=eta_schedule if math.isfinite(eta_schedule) else None,
+        )

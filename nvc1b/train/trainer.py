@@ -1,0 +1,142 @@
+"""Running a schedule: stages in order, each from the previous stage's export; --stage, --resume, --max-steps.
+Stop requests (SIGUSR1/SIGTERM, e.g. SLURM's warning before the time limit) end the current step on all ranks,
+write a checkpoint and leave with exit status ``EXIT_STOPPED``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..errors import NvcError
+from .checkpointing import Progress, read_latest
+from .distributed import DistInfo, barrier, setup_distributed
+from .observe import Monitor, setup_logging, write_status
+from .schedule import Schedule
+from .stage import ClipSource, StageContext, run_stage, stage_steps
+
+log = logging.getLogger("nvc1b.train")
+
+EXIT_STOPPED = 3
+"""Exit status of a run that stopped on request after writing a checkpoint (it can be resumed)."""
+
+
+@dataclass
+class RunOptions:
+    run_dir: Path
+    stage: str | int | None = None
+    """Run only this stage (name or index)."""
+    resume: bool = False
+    """Continue from the run's newest complete checkpoint."""
+    max_steps: int | None = None
+    """End the whole run after this many optimizer steps in total."""
+    checkpoint_every: int | None = None
+    """Override the schedule's checkpoint interval."""
+
+
+@dataclass
+class RunResult:
+    progress: Progress | None
+    stopped: bool
+    """True when a stop request or --max-steps ended the run before its last stage finished."""
+
+
+class StopFlag:
+    """Set by SIGUSR1/SIGTERM; the trainer checks it after every optimizer step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGUSR1, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002
+        self.signal = signum
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+
+def _write_schedule(run_dir: Path, schedule: Schedule) -> None:
+    path = run_dir / "schedule.yaml"
+    text = yaml.safe_dump(schedule.model_dump(mode="json"), sort_keys=False)
+    if path.is_file() and path.read_text() != text:
+        log.warning("%s differs from the schedule given now; the new one is used and saved", path)
+    path.write_text(text)
+
+
+def _start_point(schedule: Schedule, opts: RunOptions, run_dir: Path) -> tuple[int, Progress | None, str | None]:
+    """(first stage index, progress to continue from, checkpoint tag to load)."""
+    latest = read_latest(run_dir)
+    only = schedule.index(opts.stage) if opts.stage is not None else None
+    if not opts.resume:
+        if latest is not None and only is None:
+            raise NvcError(f"{run_dir}: the run directory already has checkpoints; use --resume or a new --run-dir")
+        return (only or 0), None, None
+    if latest is None:
+        log.info("%s: no checkpoint yet, starting from the beginning", run_dir)
+        return (only or 0), None, None
+    tag, progress = latest
+    if only is not None and only != progress.stage:
+        return only, None, None
+    if progress.stage_done:
+        return progress.stage + 1, Progress(progress.stage + 1, "", 0, progress.total_steps), None
+    log.info("resuming stage %d ('%s') at step %d from %s", progress.stage, progress.stage_name, progress.step, tag)
+    return progress.stage, progress, tag
+
+
+def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, dist: DistInfo | None = None) -> RunResult:
+    """Train ``schedule`` into ``opts.run_dir``; every rank calls this."""
+    dist = dist or setup_distributed()
+    run_dir = Path(opts.run_dir)
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    barrier()
+    setup_logging(run_dir, dist)
+    if data is None:
+        from ..data.training import open_training_data
+
+        data = open_training_data(schedule.data)
+    first, progress, tag = _start_point(schedule, opts, run_dir)
+    if dist.main:
+        _write_schedule(run_dir, schedule)
+    stop = StopFlag()
+    stop.install()
+    monitor = Monitor(run_dir, dist)
+    num_clips = data.num_clips()
+    last = first + 1 if opts.stage is not None else len(schedule.stages)
+    total_steps = progress.total_steps if progress else 0
+    try:
+        for index in range(first, last):
+            stage = schedule.stages[index]
+            if progress is None or progress.stage != index:
+                progress = Progress(index, stage.name, 0, total_steps, world_size=dist.world_size)
+            progress.stage_name = stage.name
+            future = sum(stage_steps(schedule, i, num_clips) * schedule.stages[i].frames for i in range(index + 1, last))
+            ctx = StageContext(
+                schedule, index, run_dir, dist, data, monitor, future_frame_steps=future,
+                max_total_steps=opts.max_steps, checkpoint_every=opts.checkpoint_every, stop_requested=stop,
+            )
+            result = run_stage(ctx, progress, tag)
+            progress, tag, total_steps = result.progress, None, result.progress.total_steps
+            if not result.finished or (opts.max_steps is not None and total_steps >= opts.max_steps and index + 1 < last):
+                state = "stopped" if stop() else "max-steps"
+                if dist.main:
+                    write_status(run_dir, state=state, stage=index, stage_name=stage.name, step=progress.step,
+                                 total_steps=total_steps)
+                log.info("run %s at stage %s step %d (total %d steps)", state, stage.name, progress.step, total_steps)
+                return RunResult(progress, stopped=True)
+        if dist.main:
+            write_status(run_dir, state="finished", stage=last - 1, stage_name=schedule.stages[last - 1].name,
+                         total_steps=total_steps)
+        return RunResult(progress, stopped=False)
+    except NvcError:
+        if dist.main:
+            write_status(run_dir, state="failed", stage=progress.stage if progress else first)
+        raise
+    finally:
+        monitor.close()
