@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..errors import NvcError
-from . import params, train
+from . import cluster, params, train
 
 
-COMMANDS = (params, train)
+COMMANDS = (params, train, cluster)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ write a checkpoint and leave with exit status ``EXIT_STOPPED``."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +46,12 @@ class RunResult:
 
 
 class StopFlag:
-    """Set by SIGUSR1/SIGTERM; the trainer checks it after every optimizer step."""
+    """Set by SIGUSR1/SIGTERM or by the file named in NVC1B_STOP_FILE (written by the sbatch script when SLURM's
+    warning signal arrives); the trainer checks it after every optimizer step."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.stop_file = os.environ.get("NVC1B_STOP_FILE")
 
     def install(self) -> None:
         for sig in (signal.SIGUSR1, signal.SIGTERM):
@@ -58,7 +61,7 @@ class StopFlag:
         self.signal = signum
 
     def __call__(self) -> bool:
-        return self.signal is not None
+        return self.signal is not None or bool(self.stop_file and os.path.exists(self.stop_file))
 
 
 def _write_schedule(run_dir: Path, schedule: Schedule) -> None:
@@ -125,6 +128,8 @@ def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, 
             progress, tag, total_steps = result.progress, None, result.progress.total_steps
             if not result.finished or (opts.max_steps is not None and total_steps >= opts.max_steps and index + 1 < last):
                 state = "stopped" if stop() else "max-steps"
+                if stop() and stop.stop_file:
+                    Path(stop.stop_file).unlink(missing_ok=True)
                 if dist.main:
                     write_status(run_dir, state=state, stage=index, stage_name=stage.name, step=progress.step,
                                  total_steps=total_steps)
