@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..errors import NvcError
-from . import params
+from . import bench, data, params
 
 
-COMMANDS = (params,)
+COMMANDS = (params, data, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -110,7 +110,7 @@ class BatchSpec:
 
 
 class ClipBatches(IterableDataset):
-    """Yields (batch index, uint8 (B, T, crop, crop, 3), clips seen, bad-clip events, failure or None)."""
+    """Yields (batch index, uint8 (B, T, 3, crop, crop), clips seen, bad-clip events, failure or None)."""
 
     def __init__(self, spec: BatchSpec):
         self.spec = spec
@@ -129,7 +129,10 @@ class ClipBatches(IterableDataset):
 
     def _batch(self, order: ClipOrder, reader: ShardReader, i: int, k: int):
         s = self.spec
-        out = np.empty((s.micro_batch, s.frames, s.crop, s.crop, 3), dtype=np.uint8)
+        batch = torch.empty((s.micro_batch, s.frames, 3, s.crop, s.crop), dtype=torch.uint8)
+        if get_worker_info() is not None:
+            batch.share_memory_()  # filled in place in shared memory: no copy on the way to the main process
+        out = batch.numpy()
         events: list[tuple[str, str, str]] = []
         for j in range(s.micro_batch):
             draws = np.random.default_rng([s.seed, s.stage, s.epoch, s.rank, i, j]).random(5)
@@ -146,7 +149,7 @@ class ClipBatches(IterableDataset):
             else:
                 failure = f"batch {i}: no usable clip among {len(candidates)} candidates (last: shard {self.spec.shards[shard]})"
                 return i, None, s.micro_batch, events, failure
-        return i, torch.from_numpy(out), s.micro_batch, events, None
+        return i, batch, s.micro_batch, events, None
 
     def _key(self, reader: ShardReader, shard: int, number: int) -> str:
         try:
@@ -155,7 +158,7 @@ class ClipBatches(IterableDataset):
             return f"#{number}"
 
     def _fill(self, out: np.ndarray, reader: ShardReader, path: Path, number: int, draws: np.ndarray) -> None:
-        """Decode T consecutive frames of a clip into ``out`` (T, crop, crop, 3), cropped and flipped."""
+        """Decode T consecutive frames of a clip into ``out`` (T, 3, crop, crop), cropped and flipped."""
         s = self.spec
         entry = reader.entry(path, number)
         meta = reader.metadata(path, entry)
@@ -175,7 +178,7 @@ class ClipBatches(IterableDataset):
                 view = view[:, ::-1]  # the same flips for every frame keep the motion consistent
             if draws[4] < 0.5:
                 view = view[::-1]
-            out[t] = view
+            out[t] = view.transpose(2, 0, 1)  # HWC → CHW here, in the worker, where it is cheap
 
 
 class BadClipTally:
@@ -203,15 +206,13 @@ class BadClipTally:
 
 
 def to_float(batch: Tensor, device: torch.device | str | None = None) -> Tensor:
-    """uint8 (B, T, H, W, 3) → float32 (B, T, 3, H, W) in [0, 1], on ``device`` (pinned CPU memory when CUDA is up)."""
+    """uint8 → float32 in [0, 1], on ``device`` (the uint8 batch travels; pinned CPU memory when CUDA is up)."""
     device = torch.device(device or "cpu")
     if device.type != "cpu":
         batch = batch.to(device, non_blocking=True)
     pin = device.type == "cpu" and torch.cuda.is_available()
-    b, t, h, w, c = batch.shape
-    out = torch.empty((b, t, c, h, w), dtype=torch.float32, device=device, pin_memory=pin)
-    out.copy_(batch.permute(0, 1, 4, 2, 3))
-    return out.div_(255.0)
+    out = torch.empty(batch.shape, dtype=torch.float32, device=device, pin_memory=pin)
+    return out.copy_(batch).div_(255.0)
 
 
 def train_batches(

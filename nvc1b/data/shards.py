@@ -13,12 +13,16 @@ import os
 import re
 import tarfile
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyspng
 from webdataset.tariterators import base_plus_ext
+
+from ..errors import DataError
+from .manifest import manifest_path, read_manifest, shard_paths
 
 FRAME_EXT = re.compile(r"(\d+)\.png")
 
@@ -162,3 +166,16 @@ class ShardReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def iter_clips(manifest: str | Path) -> Iterator[tuple[str, dict, np.ndarray]]:
+    """Every clip of a packed dataset in packing order: (key, metadata, frames (N, H, W, 3) uint8)."""
+    path = manifest_path(manifest)
+    m = read_manifest(path)
+    with ShardReader() as reader:
+        for entry, shard in zip(m.shards, shard_paths(path, m)):
+            for number in range(entry.clips):
+                try:
+                    yield reader.clip(shard, number)
+                except ClipError as exc:
+                    raise DataError(f"{shard}: clip #{number}: {exc}") from None
