@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 import webdataset as wds
 from PIL import Image
 from tqdm import tqdm
@@ -174,6 +175,11 @@ class _Encoder:
         return encode_sample(source, self.png_level)
 
 
+def _one_thread() -> None:
+    # a forked child must not enter the parent's OpenMP pool (it would hang); the pool gives parallelism anyway
+    torch.set_num_threads(1)
+
+
 def pack_clips(
     sources: Sequence[ClipSource],
     out: str | Path,
@@ -200,11 +206,14 @@ def pack_clips(
 
     def finished(fname: str) -> None:
         path = Path(fname)
+        if not counts.get(fname):  # ShardWriter opens its first shard before any sample; an error may leave it empty
+            path.unlink(missing_ok=True)
+            return
         done[fname] = ShardEntry(path=path.name, clips=counts[fname], bytes=path.stat().st_size, sha256=sha256_file(path))
 
     encoder = _Encoder(png_level)
     frames_per_clip = 0
-    pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
+    pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_one_thread) if jobs > 1 else None
     try:
         samples = pool.imap(encoder, sources, chunksize=2) if pool else map(encoder, sources)
         # mtime fixed: the same input always gives byte-identical shards

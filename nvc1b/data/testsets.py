@@ -143,7 +143,7 @@ def read_rgb_frames(test_set: TestSet, sequence: TestSequence, count: int | None
     if start + count > len(paths):
         raise DataError(f"{folder}: frames {start}..{start + count - 1} requested but the folder has {len(paths)}")
     for p in paths[start : start + count]:
-        yield torch.from_numpy(video.read_png(p)).permute(2, 0, 1).float().div_(255.0)
+        yield torch.from_numpy(video.read_png(p).copy()).permute(2, 0, 1).float().div_(255.0)  # Pillow arrays are read-only
 
 
 def _to_rgb(planes: list[tuple[Tensor, Tensor, Tensor]]) -> Iterator[Tensor]:
