@@ -86,4 +86,4 @@ def _merge(out: Path, part_manifest: Path, manifest: Path | None, index: int) ->
 
 def clip_ids(batch) -> list[int]:
     """Clip id of every sample of a float batch (B, T, 3, h, w)."""
-    return [int(round(float(x) * 255)) for x in batch[:, 0, 0, 0, 0]]
+    return [round(float(x) * 255) for x in batch[:, 0, 0, 0, 0]]

@@ -108,4 +108,4 @@ def test_png_reader(tmp_path):
     rgb = list(read_rgb_frames(ts, ts.sequences[0]))
     assert torch.equal(torch.stack(rgb), torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
     y, u, v = next(read_yuv_frames(ts, ts.sequences[0]))
-    assert y.shape == (6, 8) and u.shape == (3, 4)
+    assert y.shape == (6, 8) and u.shape == v.shape == (3, 4)

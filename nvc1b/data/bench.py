@@ -84,12 +84,16 @@ class Rate:
 def time_batches(batches: Iterable[torch.Tensor], count: int, warmup: int = 1) -> tuple[int, float]:
     """(clips, seconds) over ``count`` batches after ``warmup`` batches (worker start-up is not timed)."""
     it = iter(batches)
-    for _ in range(warmup):
-        next(it)
-    clips, start = 0, time.perf_counter()
-    for _ in range(count):
-        clips += next(it).shape[0]
-    return clips, time.perf_counter() - start
+    try:
+        for _ in range(warmup):
+            next(it)
+        clips, start = 0, time.perf_counter()
+        for _ in range(count):
+            clips += next(it).shape[0]
+        return clips, time.perf_counter() - start
+    finally:
+        if hasattr(it, "close"):
+            it.close()  # stops the loader's worker processes before the next measurement
 
 
 def _read_all(paths: Iterable[Path]) -> int:
@@ -128,11 +132,12 @@ def run_data_benchmark(vimeo_root: Path | None = None, manifest: Path | None = N
         share = frames / m.frames_per_clip  # both loaders read only the T frames they use
         rates = []
         for n in workers:
-            for name, per_clip, make in (
-                ("shards", shard_bytes, lambda: shard_batches(manifest, frames, crop, micro_batch, n, batches + 1, seed)),
-                ("png-folder", folder_bytes, lambda: png_folder_batches(folders, frames, crop, micro_batch, n, batches + 1, seed)),
-            ):
-                done, seconds = time_batches(make(), batches)
+            loaders = {
+                "shards": (shard_bytes, shard_batches(manifest, frames, crop, micro_batch, n, batches + 1, seed)),
+                "png-folder": (folder_bytes, png_folder_batches(folders, frames, crop, micro_batch, n, batches + 1, seed)),
+            }
+            for name, (per_clip, stream) in loaders.items():
+                done, seconds = time_batches(stream, batches)
                 rate = done / seconds
                 rates.append(Rate(name, n, rate, rate * per_clip * share / 1e6))
                 log.info("%s, %d workers: %.1f clips/s", name, n, rate)

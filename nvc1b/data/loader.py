@@ -59,7 +59,7 @@ def dist_info(rank: int | None = None, world_size: int | None = None) -> tuple[i
         return rank, world_size
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 class ClipOrder:
@@ -268,4 +268,4 @@ def _batches(spec: BatchSpec, num_workers: int, max_bad_fraction: float, device)
         yield to_float(batch, device)
 
 
-__all__ = ["train_batches", "batches_per_epoch", "count_clips", "dist_info", "to_float"]
+__all__ = ["batches_per_epoch", "count_clips", "dist_info", "to_float", "train_batches"]

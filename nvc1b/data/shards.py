@@ -161,7 +161,7 @@ class ShardReader:
         while self._files:
             os.close(self._files.popitem()[1])
 
-    def __enter__(self) -> "ShardReader":
+    def __enter__(self) -> ShardReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,7 +23,7 @@ CAMERAS = ("static", "pan", "zoom", "rotate", "mixed")
 EFFECTS = ("none", "fade", "blur", "sharpen", "occlusion")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def photo(name: str) -> np.ndarray:
     """A bundled scikit-image photograph as (H, W, 3) uint8 RGB."""
     import skimage.data

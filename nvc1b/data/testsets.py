@@ -60,7 +60,7 @@ class TestSet(Strict):
     """The sequences, in reporting order."""
 
     @model_validator(mode="after")
-    def _check(self) -> "TestSet":
+    def _check(self) -> TestSet:
         for i, s in enumerate(self.sequences):
             if s.frames < self.frames:
                 raise ValueError(f"sequences.{i} ({s.name}) has {s.frames} frames, fewer than the {self.frames} to code")
