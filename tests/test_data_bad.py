@@ -95,3 +95,11 @@ def test_missing_shard_and_empty_manifest_fail_at_once(tmp_path):
     manifest.write_text(json.dumps(data))
     with pytest.raises(DataError, match="lists no shards"):
         train_batches(manifest, frames=2, crop=8, micro_batch=1, seed=0, stage=0, epoch=0, batches=1)
+
+
+def test_shard_lost_during_the_run_counts_as_bad(tmp_path):
+    manifest = coded_shards(tmp_path, [3, 3])
+    batches = train_batches(manifest, frames=2, crop=8, micro_batch=2, seed=0, stage=0, epoch=0, batches=8)
+    (manifest.parent / "shard-000001.tar").unlink()  # after the start-up check
+    with pytest.raises(DataError, match=r"worst shard \S+shard-000001.tar: \d+ bad, first key #\d: shard unreadable"):
+        list(batches)

@@ -97,7 +97,10 @@ class ShardReader:
 
     def index(self, path: Path) -> ShardIndex:
         if path not in self._indexes:
-            self._indexes[path] = index_shard(path)
+            try:
+                self._indexes[path] = index_shard(path)
+            except OSError as exc:  # vanished or unreadable since the loader started: its clips count as bad
+                raise ClipError(f"shard unreadable ({exc.strerror or exc})") from None
         return self._indexes[path]
 
     def entry(self, path: Path, number: int) -> ClipEntry:
@@ -120,7 +123,10 @@ class ShardReader:
         if ext not in entry.members:
             raise ClipError(f"no member '{ext}'")
         offset, size = entry.members[ext]
-        data = os.pread(self._fd(path), size, offset)
+        try:
+            data = os.pread(self._fd(path), size, offset)
+        except OSError as exc:
+            raise ClipError(f"cannot read member '{ext}' ({exc.strerror or exc})") from None
         if len(data) != size:
             raise ClipError(f"member '{ext}' is cut short ({len(data)} of {size} bytes)")
         self.bytes_read += size
