@@ -76,6 +76,7 @@ def test_ranks_get_disjoint_shards_and_equal_batch_counts(manifest, monkeypatch)
 
 
 def _rank_main(rank, manifest, init, out):
+    torch.set_num_threads(1)  # a forked child must stay out of the parent's OpenMP pool
     torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     ids = [i for x in stream(manifest, rank=None, world_size=None, batches=6, num_workers=1) for i in clip_ids(x)]
     gathered = [None, None]
@@ -85,9 +86,8 @@ def _rank_main(rank, manifest, init, out):
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.slow  # ~5 s: two interpreters import torch
 def test_two_real_processes_over_gloo(manifest, tmp_path):
-    ctx = multiprocessing.get_context("spawn")  # fresh interpreters, as torchrun starts ranks
+    ctx = multiprocessing.get_context("fork")
     init, out = f"file://{tmp_path / 'rendezvous'}", tmp_path / "ids.pt"
     procs = [ctx.Process(target=_rank_main, args=(r, manifest, init, out)) for r in (0, 1)]
     for p in procs:

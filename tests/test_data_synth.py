@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from nvc1b.data import builtin, synthetic
 from nvc1b.data.loader import train_batches
@@ -72,13 +73,14 @@ def test_long_test_sequences_stay_inside_the_photo():
 
 
 def _ensure(root, out):
+    torch.set_num_threads(1)  # a forked child must stay out of the parent's OpenMP pool
     ds = builtin.ensure_builtin_dataset(root, clips=3, jobs=1)
     Path(out).write_text(str(ds.train_manifest))
 
 
 def test_ensure_builds_once_and_survives_a_race(tmp_path, monkeypatch):
     root = tmp_path / "cache" / "ds"
-    ctx = multiprocessing.get_context("spawn")  # separate interpreters, like two ranks started by torchrun
+    ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_ensure, args=(root, tmp_path / f"out{i}")) for i in range(2)]
     for p in procs:
         p.start()
