@@ -119,8 +119,10 @@ def test_immediate_errors(manifest, tmp_path):
         stream(manifest, frames=8)
     with pytest.raises(DataError, match="manifest not found"):
         stream(tmp_path / "nothing")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="start=11 batches=10"):
         stream(manifest, start=11, batches=10)
+    with pytest.raises(ValueError, match="rank 2 is outside a world of 2"):
+        stream(manifest, rank=2, world_size=2)
 
 
 def test_device_argument_keeps_cpu_batches(manifest):

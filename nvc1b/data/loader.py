@@ -236,7 +236,11 @@ def train_batches(
     """Batches ``start`` … ``batches-1`` of one epoch for this rank: float32 (B, T, 3, crop, crop) in [0, 1]."""
     if frames < 1 or crop < 1 or micro_batch < 1 or not 0 <= start <= batches or not 0 <= max_bad_fraction < 1:
         raise ValueError(f"bad loader arguments: frames={frames} crop={crop} micro_batch={micro_batch} start={start} batches={batches} max_bad_fraction={max_bad_fraction}")
+    if min(seed, stage, epoch) < 0:
+        raise ValueError(f"seed, stage and epoch must be ≥ 0, got {seed}, {stage}, {epoch}")
     rank, world_size = dist_info(rank, world_size)
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside a world of {world_size}")
     path = manifest_path(manifest)
     m = read_manifest(path)
     paths = shard_paths(path, m)
