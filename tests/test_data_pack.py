@@ -63,7 +63,7 @@ def test_yuv_file_round_trip_matches_the_bt709_conversion(tmp_path):
     clips = list(iter_clips(manifest))
     assert [k for k, _, _ in clips] == ["seq_00000", "seq_00003", "seq_00006"]
     expected = video.to_uint8(video.yuv420_to_rgb(video.to_float(y), video.to_float(u), video.to_float(v)))
-    for (key, meta, frames), start in zip(clips, (0, 3, 6)):
+    for (key, meta, frames), start in zip(clips, (0, 3, 6), strict=False):
         assert meta["frames"] == 4 and meta["source"].endswith(f"#frames={start}-{start + 3}")
         assert np.array_equal(frames, expected[start : start + 4].transpose(0, 2, 3, 1))
 

@@ -92,7 +92,7 @@ def test_yuv_reader_gives_planes_and_bt709_rgb(tmp_path):
     assert len(planes) == 10 and torch.equal(planes[9][0], video.to_float(y[9]))
     rgb = list(read_rgb_frames(ts, seq, count=11, start=1))
     expected = video.yuv420_to_rgb(video.to_float(y[1:12]), video.to_float(u[1:12]), video.to_float(v[1:12]))
-    assert len(rgb) == 11 and all(torch.allclose(a, b, atol=0) for a, b in zip(rgb, expected))
+    assert len(rgb) == 11 and all(torch.allclose(a, b, atol=0) for a, b in zip(rgb, expected, strict=False))
     with pytest.raises(DataError, match="frames 10..12 requested but the file has 12"):
         list(read_rgb_frames(ts, seq, count=3, start=10))
 

@@ -81,7 +81,7 @@ def write_test_sequences(out: Path, seed: int = DEFAULT_SEED) -> Path:
     """Render the held-out test sequences as YUV 4:2:0 files and write their YAML; returns the YAML path."""
     out.mkdir(parents=True, exist_ok=True)
     test_set = synthetic_test_set(".", seed)
-    for index, ((name, camera, effect), seq) in enumerate(zip(TEST_SEQUENCES, test_set.sequences)):
+    for index, ((name, camera, effect), seq) in enumerate(zip(TEST_SEQUENCES, test_set.sequences, strict=False)):
         plan = plan_clip(np.random.default_rng([seed, 1_000_000 + index]), TEST_PHOTOS, TEST_FRAMES, SIZE, camera, effect)
         rgb = torch.from_numpy(render_clip(plan)).permute(0, 3, 1, 2).float().div_(255.0)  # (N, 3, H, W)
         y, u, v = video.rgb_to_yuv420(rgb)

@@ -126,7 +126,7 @@ def verify_manifest(path: str | Path) -> list[str]:
     path = manifest_path(path)
     manifest = read_manifest(path)
     problems = []
-    for entry, shard in zip(manifest.shards, shard_paths(path, manifest, must_exist=False)):
+    for entry, shard in zip(manifest.shards, shard_paths(path, manifest, must_exist=False), strict=False):
         if not shard.is_file():
             problems.append(f"{shard}: missing")
         elif shard.stat().st_size != entry.bytes:

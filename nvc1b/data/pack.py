@@ -53,7 +53,7 @@ class FolderClip:
 
     def load(self) -> tuple[np.ndarray, str]:
         frames = [video.read_png(p) for p in self.paths]
-        for p, f in zip(self.paths, frames):
+        for p, f in zip(self.paths, frames, strict=False):
             if f.shape != frames[0].shape:
                 raise DataError(f"{p}: frame is {f.shape[1]}x{f.shape[0]}, {self.paths[0].name} is {frames[0].shape[1]}x{frames[0].shape[0]}")
         return np.stack(frames), self.source

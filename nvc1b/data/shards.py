@@ -179,7 +179,7 @@ def iter_clips(manifest: str | Path) -> Iterator[tuple[str, dict, np.ndarray]]:
     path = manifest_path(manifest)
     m = read_manifest(path)
     with ShardReader() as reader:
-        for entry, shard in zip(m.shards, shard_paths(path, m)):
+        for entry, shard in zip(m.shards, shard_paths(path, m), strict=False):
             for number in range(entry.clips):
                 try:
                     yield reader.clip(shard, number)

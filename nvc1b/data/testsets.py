@@ -148,5 +148,5 @@ def read_rgb_frames(test_set: TestSet, sequence: TestSequence, count: int | None
 
 def _to_rgb(planes: list[tuple[Tensor, Tensor, Tensor]]) -> Iterator[Tensor]:
     if planes:
-        y, u, v = (torch.stack(p) for p in zip(*planes))
+        y, u, v = (torch.stack(p) for p in zip(*planes, strict=False))
         yield from video.yuv420_to_rgb(y, u, v)
