@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..errors import NvcError
-from . import cluster, params, train
+from . import bench, cluster, data, params, train
 
 
-COMMANDS = (params, train, cluster)
+COMMANDS = (params, data, train, cluster, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -120,14 +120,17 @@ def _natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
 
-def list_png_frames(folder: str | Path) -> list[Path]:
-    """PNG files of a folder in natural order (im2 before im10)."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_png_frames(folder: str | Path, suffixes: tuple[str, ...] = (".png",)) -> list[Path]:
+    """Image files (PNG unless ``suffixes`` says otherwise) of a folder in natural order (im2 before im10)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: PNG folder not found")
-    frames = sorted(folder.glob("*.png"), key=_natural_key)
+        raise DataError(f"{folder}: frame folder not found")
+    frames = sorted((p for p in folder.iterdir() if p.suffix.lower() in suffixes), key=_natural_key)
     if not frames:
-        raise DataError(f"{folder}: no PNG frames")
+        raise DataError(f"{folder}: no {'/'.join(s.lstrip('.').upper() for s in suffixes)} frames")
     return frames
 
 
