@@ -110,24 +110,31 @@ def load_same_world(engine, run_dir: Path, tag: str) -> None:
         raise NvcError(f"{checkpoint_dir(run_dir) / tag}: DeepSpeed could not load this checkpoint")
 
 
-def consolidated_weights(run_dir: Path, tag: str) -> dict:
-    """fp32 weights of the whole codec from a sharded checkpoint of any world size (DeepSpeed's zero_to_fp32)."""
+def consolidated_weights(run_dir: Path, tag: str, start: VideoCodec) -> dict:
+    """fp32 weights of the whole codec from a sharded checkpoint of any world size (DeepSpeed's zero_to_fp32).
+
+    Depending on the ZeRO stage, zero_to_fp32 may leave out parameters that were frozen; those did not change
+    during the stage, so they are taken from ``start``, the model the stage began from.
+    """
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     with contextlib.redirect_stdout(io.StringIO()) as chatter:  # zero_to_fp32 prints its progress
         state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint_dir(run_dir)), tag=tag)
     log.debug("zero_to_fp32: %s", chatter.getvalue().strip())
     prefix = "codec."
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    merged = {k: v.detach().cpu() for k, v in start.state_dict().items()}
+    for key, value in state.items():
+        if key.startswith(prefix):
+            merged[key[len(prefix):]] = value
+    return merged
 
 
-def export_stage(run_dir: Path, tag: str, codec: VideoCodec, index: int, name: str, dist: DistInfo) -> Path:
+def export_stage(run_dir: Path, tag: str, start: VideoCodec, index: int, name: str, dist: DistInfo) -> Path:
     """Consolidate the stage-final checkpoint into fp32 and export it with the preset (rank 0 writes)."""
     path = stage_export_path(run_dir, index, name)
     if dist.main:
-        state = consolidated_weights(run_dir, tag)
-        fresh = VideoCodec(codec.config)
-        fresh.load_state_dict(state)
+        fresh = VideoCodec(start.config)
+        fresh.load_state_dict(consolidated_weights(run_dir, tag, start))
         save_model(fresh, path, extra={"stage": name, "checkpoint": tag})
         log.info("exported stage %s weights to %s", name, path)
     barrier()

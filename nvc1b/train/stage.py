@@ -158,9 +158,11 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
     total = stage_steps(sched, ctx.index, num_clips)
 
     codec = initial_codec(ctx)
+    start = VideoCodec(codec.config)  # a CPU copy of the stage's starting weights (frozen parts never change)
+    start.load_state_dict(codec.state_dict())
     same_world = progress.world_size == dist.world_size
     if resume_tag and not same_world:
-        codec.load_state_dict(consolidated_weights(ctx.run_dir, resume_tag))
+        codec.load_state_dict(consolidated_weights(ctx.run_dir, resume_tag, start))
         log.warning(
             "%s: checkpoint %s was written by %d ranks, resuming on %d: model weights carried (fp32 consolidation), "
             "stage progress and learning-rate factor carried, AdamW moments reset, data stream re-split",
@@ -189,16 +191,17 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
         "bf16 autocast" if spec.bf16 else "fp32",
     )
     try:
-        return _loop(ctx, engine, progress, cfg, accum, per_epoch, total, lr)
+        return _loop(ctx, engine, progress, cfg, accum, per_epoch, total, lr, start)
     finally:
         engine.destroy() if hasattr(engine, "destroy") else None
-        del engine, model, optimizer
+        del engine, model, optimizer, start
         gc.collect()
         if dist.device.type == "cuda":
             torch.cuda.empty_cache()
 
 
-def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch: int, total: int, lr: float):
+def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch: int, total: int, lr: float,
+          start: VideoCodec):
     sched, dist, stage = ctx.schedule, ctx.dist, ctx.schedule.stages[ctx.index]
     detector = SpikeDetector(cfg.stability)
     every = ctx.checkpoint_every or cfg.checkpoint_every
@@ -249,7 +252,7 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
     progress = replace(progress, stage_done=True)
     tag = save_checkpoint(engine, ctx.run_dir, progress, cfg.keep_checkpoints, dist)
     ctx.monitor.end_stage()
-    export_stage(ctx.run_dir, tag, engine.module.codec, ctx.index, stage.name, dist)
+    export_stage(ctx.run_dir, tag, start, ctx.index, stage.name, dist)
     return StageResult(progress, finished=True)
 
 

@@ -103,7 +103,11 @@ def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, 
     if data is None:
         from ..data.training import open_training_data
 
-        data = open_training_data(schedule.data)
+        if dist.main:  # rank 0 builds the built-in set (if needed) before the others look for it
+            data = open_training_data(schedule.data, dist.device)
+        barrier()
+        data = data or open_training_data(schedule.data, dist.device)
+        data.num_clips()  # a missing or empty manifest fails here, on every rank, before any engine starts
     first, progress, tag = _start_point(schedule, opts, run_dir)
     if dist.main:
         _write_schedule(run_dir, schedule)
