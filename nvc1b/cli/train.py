@@ -27,6 +27,4 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(args.run_dir, args.stage, args.resume, args.max_steps, args.checkpoint_every)
     result = train(schedule, opts)
     sys.stderr.flush()
-    if result.stopped and args.max_steps is None:
-        return EXIT_STOPPED
-    return 0
+    return EXIT_STOPPED if result.stop_reason == "signal" else 0

@@ -9,7 +9,6 @@ from pathlib import Path
 import jinja2
 
 from ..errors import ConfigError
-from ..train.trainer import EXIT_STOPPED
 from .profile import ClusterProfile
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "cluster" / "sbatch.template"
@@ -36,7 +35,7 @@ def render_stage_script(
         return env.from_string(text).render(
             p=profile, schedule=Path(schedule_path).resolve(), run_dir=Path(run_dir).resolve(), index=index,
             stage=stage, job_name=job_name(run_dir, index, stage), log_dir=Path(run_dir).resolve() / "slurm",
-            exit_stopped=EXIT_STOPPED, extra_args=extra_args,
+            extra_args=extra_args,
         )
     except jinja2.TemplateError as exc:
         raise ConfigError(f"{template}: {exc}") from None

@@ -43,6 +43,8 @@ class RunResult:
     progress: Progress | None
     stopped: bool
     """True when a stop request or --max-steps ended the run before its last stage finished."""
+    stop_reason: str = ""
+    """'signal', 'stop-file' or 'max-steps' when stopped."""
 
 
 class StopFlag:
@@ -131,14 +133,16 @@ def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, 
             result = run_stage(ctx, progress, tag)
             progress, tag, total_steps = result.progress, None, result.progress.total_steps
             if not result.finished or (opts.max_steps is not None and total_steps >= opts.max_steps and index + 1 < last):
-                state = "stopped" if stop() else "max-steps"
-                if stop() and stop.stop_file:
+                reason = "max-steps" if not stop() else ("signal" if stop.signal is not None else "stop-file")
+                state = "max-steps" if reason == "max-steps" else "stopped"
+                if reason == "stop-file" and dist.main:  # tell the sbatch script the checkpoint is written
+                    Path(stop.stop_file + ".done").touch()
                     Path(stop.stop_file).unlink(missing_ok=True)
                 if dist.main:
                     write_status(run_dir, state=state, stage=index, stage_name=stage.name, step=progress.step,
                                  total_steps=total_steps)
                 log.info("run %s at stage %s step %d (total %d steps)", state, stage.name, progress.step, total_steps)
-                return RunResult(progress, stopped=True)
+                return RunResult(progress, stopped=True, stop_reason=reason)
         if dist.main:
             write_status(run_dir, state="finished", stage=last - 1, stage_name=schedule.stages[last - 1].name,
                          total_steps=total_steps)

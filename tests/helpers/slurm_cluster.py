@@ -139,9 +139,10 @@ def start_local_slurm(root: Path) -> LocalSlurm:
     slurmd = subprocess.Popen(["slurmd", "-D", "-f", str(conf), "-N", host], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     cluster = LocalSlurm(root, conf, host, [slurmd, ctld])
-    for _ in range(150):
-        out = subprocess.run(["sinfo", "-h", "-n", host, "-o", "%T"], env=env, capture_output=True, text=True)
-        if out.stdout.strip() in ("idle", "mixed"):
+    for _ in range(300):  # the real node registers; the fake ones leave UNKNOWN once the controller settles
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True, text=True)
+        states = set(out.stdout.split())
+        if states and states <= {"idle", "mixed"}:
             return cluster
         time.sleep(0.2)
     cluster.stop()

@@ -25,4 +25,4 @@ try:
 except NvcError as exc:
     print(f"nvc1b: error: {exc}", file=sys.stderr)
     sys.exit(exc.exit_code)
-sys.exit(EXIT_STOPPED if result.stopped and args.max_steps is None else 0)
+sys.exit(EXIT_STOPPED if result.stop_reason == "signal" else 0)
