@@ -1,11 +1,17 @@
-"""Exported weights: one ``.safetensors`` file holding the fp32 state dict and, in its metadata, the preset it
-was built from, so a model can be rebuilt from the file alone. Written atomically."""
+"""Exported weights: one ``.safetensors`` file holding the fp32 state dict, the integer coding tables of the
+factorized priors (``coding.<prior>.*`` tensors) and, in its metadata, the preset and the weights fingerprint, so
+a model can be rebuilt and can code bitstreams from the file alone. Written atomically.
+
+The coding tables are computed once here, from the weights, so that every device that loads the export codes
+with the very same integers (``nvc1b.model.discrete``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,10 +20,33 @@ from ..config.loading import validate
 from ..config.model import ModelConfig
 from ..errors import WeightsError
 from .codec import VideoCodec
+from .discrete import FactorizedTable, factorized_table
+from .likelihood import FactorizedPrior
+
+log = logging.getLogger(__name__)
 
 FORMAT = "nvc1b-model/1"
 EXPORT_DIR = "exports"
 """Sub-directory of a run directory holding its exported weights."""
+TABLE_PREFIX = "coding."
+"""Prefix of the coding-table tensors in an export: ``coding.<prior module name>.{lows,lengths,frequencies}``."""
+
+
+@dataclass
+class ModelExport:
+    """A model rebuilt from an export, with what the bitstream coder needs besides the weights."""
+
+    model: VideoCodec
+    fingerprint: str
+    """``weights_fingerprint`` of the weights (hex SHA-256), as stored at export time."""
+    tables: dict[str, FactorizedTable]
+    """Integer tables of each factorized prior, by module name."""
+    path: Path
+
+
+def coding_tables(model: VideoCodec) -> dict[str, FactorizedTable]:
+    """Integer tables of every factorized prior of ``model`` (float64 on the CPU), by module name."""
+    return {name: factorized_table(m) for name, m in model.named_modules() if isinstance(m, FactorizedPrior)}
 
 
 def save_model(model: VideoCodec, path: str | Path, extra: dict[str, str] | None = None) -> Path:
@@ -27,7 +56,12 @@ def save_model(model: VideoCodec, path: str | Path, extra: dict[str, str] | None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "preset": json.dumps(model.config.model_dump(mode="json")), **(extra or {})}
+    for name, table in coding_tables(model).items():
+        state.update({f"{TABLE_PREFIX}{name}.{k}": v for k, v in table.pack().items()})
+    metadata = {
+        "format": FORMAT, "preset": json.dumps(model.config.model_dump(mode="json")),
+        "fingerprint": weights_fingerprint(model), **(extra or {}),
+    }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file(state, str(tmp), metadata=metadata)
     os.replace(tmp, path)
@@ -49,6 +83,11 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> VideoCodec:
     """Rebuild the model stored in an exported ``.safetensors`` file (or the newest export of a run directory)."""
+    return load_export(path, device).model
+
+
+def load_export(path: str | Path, device: str | torch.device = "cpu") -> ModelExport:
+    """Rebuild the model of an export (file or run directory) with its fingerprint and coding tables."""
     from safetensors.torch import load_file
 
     path = resolve_weights(path)
@@ -56,12 +95,25 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> VideoCod
     config = validate(ModelConfig, json.loads(meta["preset"]), f"{path} (embedded preset)")
     model = VideoCodec(config)
     state = load_file(str(path))
+    packed: dict[str, dict[str, torch.Tensor]] = {}
+    for key in [k for k in state if k.startswith(TABLE_PREFIX)]:
+        name, field = key[len(TABLE_PREFIX) :].rsplit(".", 1)
+        packed.setdefault(name, {})[field] = state.pop(key)
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         key = sorted(missing or unexpected)[0]
         raise WeightsError(f"{path}: tensor '{key}' is {'missing' if missing else 'unexpected'} for preset {config.name}")
     model.load_state_dict(state)
-    return model.to(device)
+    if packed:
+        try:
+            tables = {name: FactorizedTable.unpack(t) for name, t in packed.items()}
+        except (KeyError, ValueError) as exc:
+            raise WeightsError(f"{path}: coding tables are damaged ({exc})") from None
+    else:
+        log.warning("%s: export has no coding tables (written before they were stored); computing them now", path)
+        tables = coding_tables(model)
+    fingerprint = meta.get("fingerprint") or weights_fingerprint(model)
+    return ModelExport(model=model.to(device), fingerprint=fingerprint, tables=tables, path=path)
 
 
 def resolve_weights(path: str | Path) -> Path:
