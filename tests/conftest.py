@@ -20,3 +20,35 @@ def tiny_config():
 def tiny_model(tiny_config):
     torch.manual_seed(0)
     return VideoCodec(tiny_config)
+
+
+def fit_briefly(model, steps: int = 8, size: int = 48, seed: int = 0):
+    """A few Adam steps on smooth random clips (I + 2 P-frames, all four rate anchors) so that the entropy
+    models are no longer at their initialisation; returns the model in eval mode."""
+    from nvc1b.model.quantization import lambda_for
+
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(steps):
+        frames = torch.rand(2, 3, 3, size, size, generator=gen)
+        frames = torch.nn.functional.avg_pool2d(frames.flatten(0, 1), 7, 1, 3).view_as(frames)
+        q = torch.randint(0, 4, (2,), generator=gen).float()
+        outs = [model.intra_step(frames[:, 0], q)]
+        for t in range(1, 3):
+            outs.append(model.inter_step(frames[:, t], outs[-1].state, q))
+        lam = lambda_for(q)
+        loss = sum((lam * ((o.x_hat - frames[:, t]) ** 2).mean(dim=(1, 2, 3)) + o.bpp()).mean() for t, o in enumerate(outs))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_export(tmp_path_factory, tiny_config):
+    """Path of an export of the tiny model after a few training steps (shared by the bitstream tests)."""
+    from nvc1b.model.export import save_model
+
+    torch.manual_seed(0)
+    model = fit_briefly(VideoCodec(tiny_config))
+    return save_model(model, tmp_path_factory.mktemp("trained-tiny") / "exports" / "tiny-fit.safetensors")

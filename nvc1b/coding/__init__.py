@@ -1,0 +1,13 @@
+"""Real bitstreams: entropy coding of every latent, the ``.nvc`` container, and sequence encode/decode."""
+
+from .container import StreamHeader, read_header
+from .runtime import CodingModel, coding_context, load_coding_model
+from .sequence import (
+    DecodedSequence, EncodedSequence, FrameStats, SequenceDecoder, SequenceEncoder, decode_sequence,
+    encode_sequence,
+)
+
+__all__ = [
+    "CodingModel", "load_coding_model", "coding_context", "StreamHeader", "read_header", "FrameStats",
+    "EncodedSequence", "DecodedSequence", "SequenceEncoder", "SequenceDecoder", "encode_sequence", "decode_sequence",
+]
