@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..errors import NvcError
-from . import bench, cluster, data, params, train
+from . import bench, cluster, coding, data, params, train
 
 
-COMMANDS = (params, data, train, cluster, bench)
+COMMANDS = (params, data, train, cluster, bench, coding)
 
 
 def build_parser() -> argparse.ArgumentParser:
