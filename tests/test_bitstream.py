@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from nvc1b.coding import (
-    SequenceDecoder, coding_context, decode_sequence, encode_sequence, load_coding_model, read_header,
+    SequenceDecoder,
+    coding_context,
+    decode_sequence,
+    encode_sequence,
+    load_coding_model,
+    read_header,
 )
 from nvc1b.coding.container import RECORD_OVERHEAD
 from nvc1b.model.quantization import RateEstimator

@@ -57,6 +57,7 @@ def test_png_round_trip(tmp_path, capsys, inputs, trained_tiny_export):
     code, out, err = run(capsys, "decode", nvc, "--checkpoint", trained_tiny_export, "--output", rec,
                          "--reference", inputs / "pngs")
     assert code == 0, err
+    assert "2 frames:" in out and "PSNR" in out
     decoded = decode_sequence(load_coding_model(trained_tiny_export), nvc.read_bytes())
     written = sorted(rec.iterdir())
     assert [p.name for p in written] == ["00001.png", "00002.png"]
@@ -86,7 +87,7 @@ def test_decode_errors_leave_no_output(tmp_path, capsys, inputs, trained_tiny_ex
     assert run(capsys, "encode", "--checkpoint", trained_tiny_export, "--input", inputs / "pngs", "--output", nvc)[0] == 0
     truncated = tmp_path / "cut.nvc"
     truncated.write_bytes(nvc.read_bytes()[:-9])
-    code, out, err = run(capsys, "decode", truncated, "--checkpoint", trained_tiny_export, "--output", tmp_path / "a.yuv")
+    code, _, err = run(capsys, "decode", truncated, "--checkpoint", trained_tiny_export, "--output", tmp_path / "a.yuv")
     assert_one_line_error(code, err, "cut.nvc: frame 3 (byte", "truncated")
     other = save_model(VideoCodec(tiny_config), tmp_path / "other" / "exports" / "w.safetensors")
     code, _, err = run(capsys, "decode", nvc, "--checkpoint", other.parent.parent, "--output", tmp_path / "b")

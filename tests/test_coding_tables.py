@@ -11,7 +11,13 @@ import torch
 
 from nvc1b.coding.tables import SymbolTable
 from nvc1b.model.discrete import (
-    PRECISION, SCALE_LEVELS, SCALE_MAX, FactorizedTable, factorized_table, laplace_table, quantize_pmf,
+    PRECISION,
+    SCALE_LEVELS,
+    SCALE_MAX,
+    FactorizedTable,
+    factorized_table,
+    laplace_table,
+    quantize_pmf,
 )
 from nvc1b.model.likelihood import SCALE_MIN, FactorizedPrior, laplace_bits
 

@@ -3,7 +3,13 @@ import torch
 
 from nvc1b.errors import WeightsError
 from nvc1b.model.export import (
-    TABLE_PREFIX, coding_tables, load_export, load_model, read_metadata, save_model, weights_fingerprint,
+    TABLE_PREFIX,
+    coding_tables,
+    load_export,
+    load_model,
+    read_metadata,
+    save_model,
+    weights_fingerprint,
 )
 
 

@@ -7,8 +7,10 @@ import math
 import sys
 from pathlib import Path
 
-from ..coding.sequence import FrameStats, SequenceDecoder, SequenceEncoder
+import torch
+
 from ..coding.runtime import load_coding_model
+from ..coding.sequence import FrameStats, SequenceDecoder, SequenceEncoder
 from ..coding.video_io import FrameSink, open_source, write_atomic
 from ..errors import BitstreamError, DataError
 
@@ -27,6 +29,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _device(text: str) -> str:
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("CUDA is not available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"device {text!r}: use cpu or cuda[:N]")
+    return text
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("encode", help="encode a YUV420 file or a PNG folder into an .nvc bitstream")
     e.add_argument("--checkpoint", required=True, help="run directory (its newest export) or exported .safetensors")
@@ -36,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--frames", type=_positive, help="code only the first N frames")
     e.add_argument("--intra-period", type=_positive, default=32, help="an I-frame every N frames (default 32)")
     e.add_argument("--q-index", type=_q_index, default=0.0, help="rate position 0..3 (λ 85 … 840; default 0)")
-    e.add_argument("--device", default="cpu", help="torch device for the networks (default cpu)")
+    e.add_argument("--device", type=_device, default="cpu", help="torch device for the networks (default cpu)")
     e.add_argument("--threads", type=_positive, help="CPU threads for the networks; recorded so the decoder matches")
     e.set_defaults(func=run_encode)
 
@@ -45,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--checkpoint", required=True, help="the checkpoint the stream was encoded with")
     d.add_argument("--output", required=True, help="reconstruction: a .yuv file (8-bit 4:2:0) or a folder for PNGs")
     d.add_argument("--reference", help="original frames (YUV file of the stream's size or PNG folder) for PSNR")
-    d.add_argument("--device", default="cpu", help="torch device for the networks (default cpu)")
+    d.add_argument("--device", type=_device, default="cpu", help="torch device for the networks (default cpu)")
     d.set_defaults(func=run_decode)
 
 

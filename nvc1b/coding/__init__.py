@@ -3,11 +3,26 @@
 from .container import StreamHeader, read_header
 from .runtime import CodingModel, coding_context, load_coding_model
 from .sequence import (
-    DecodedSequence, EncodedSequence, FrameStats, SequenceDecoder, SequenceEncoder, decode_sequence,
+    DecodedSequence,
+    EncodedSequence,
+    FrameStats,
+    SequenceDecoder,
+    SequenceEncoder,
+    decode_sequence,
     encode_sequence,
 )
 
 __all__ = [
-    "CodingModel", "load_coding_model", "coding_context", "StreamHeader", "read_header", "FrameStats",
-    "EncodedSequence", "DecodedSequence", "SequenceEncoder", "SequenceDecoder", "encode_sequence", "decode_sequence",
+    "CodingModel",
+    "DecodedSequence",
+    "EncodedSequence",
+    "FrameStats",
+    "SequenceDecoder",
+    "SequenceEncoder",
+    "StreamHeader",
+    "coding_context",
+    "decode_sequence",
+    "encode_sequence",
+    "load_coding_model",
+    "read_header",
 ]

@@ -81,11 +81,10 @@ class SymbolEncoder(_Accounting):
             raise ValueError(f"the encoder needs latent {key!r}")
         start = time.perf_counter()
         positions = _positions(mask)
-        residual = torch.round(y - means).reshape(-1)[positions]
-        levels = self.tables.levels(scales.reshape(-1)[positions])
-        values = self._integers(key, residual)
-        order = np.argsort(levels.cpu().numpy().astype(np.int16), kind="stable")
-        counts = np.bincount(levels.cpu().numpy(), minlength=len(self.tables.laplace_symbols))
+        values = self._integers(key, torch.round(y - means).reshape(-1)[positions])
+        levels = self.tables.levels(scales.reshape(-1)[positions]).cpu().numpy()
+        order = np.argsort(levels.astype(np.int16), kind="stable")  # int16: numpy's radix sort
+        counts = np.bincount(levels, minlength=len(self.tables.laplace_symbols))
         grouped, begin, bits = values[order], 0, 0.0
         for level in np.flatnonzero(counts):
             end = begin + counts[level]
@@ -157,6 +156,8 @@ class SymbolDecoder(_Accounting):
         super().__init__()
         self.tables = tables
         self.where = where
+        if len(payload) % 4:
+            raise BitstreamError(f"{where}: payload of {len(payload)} bytes is not a whole number of 32-bit words")
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
         try:
             self._coder = constriction.stream.stack.AnsCoder(words)
@@ -194,8 +195,7 @@ class SymbolDecoder(_Accounting):
         self.add_symbols(values)
         self.bits[key] += bits
         self.seconds += time.perf_counter() - start
-        device, dtype = prior.biases[0].device, prior.biases[0].dtype
-        z_hat = torch.from_numpy(values).to(device=device, dtype=dtype).view(shape)
+        z_hat = torch.from_numpy(values).to(device=self.tables.device, dtype=torch.float32).view(shape)
         return z_hat, z_hat.new_tensor([bits])
 
     def finish(self) -> None:

@@ -4,10 +4,10 @@ encoder and decoder run it so that both compute the very same floats."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -36,7 +36,7 @@ class CodingModel:
         return self.model.config.name
 
     @classmethod
-    def from_export(cls, export: ModelExport, device: str | torch.device | None = None) -> "CodingModel":
+    def from_export(cls, export: ModelExport, device: str | torch.device | None = None) -> CodingModel:
         device = torch.device(device) if device is not None else next(export.model.parameters()).device
         model = export.model.to(device).eval()
         return cls(

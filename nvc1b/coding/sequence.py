@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import time
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -16,11 +16,14 @@ from torch import Tensor
 from ..data.video import to_uint8
 from ..errors import BitstreamError, DataError
 from ..model.codec import ReferenceState, StepOutput
+from ..model.quantization import LatentCoder
 from .container import MAX_DIMENSION, MAX_FRAMES, FrameRecord, StreamHeader, iter_frames, pack_frame, read_header
 from .entropy import SymbolDecoder, SymbolEncoder
 from .runtime import CodingModel, coding_context
 
 log = logging.getLogger(__name__)
+
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -84,7 +87,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _step(codec: CodingModel, frame_type: str, x: Tensor | None, state: ReferenceState | None, header: StreamHeader,
-          coder) -> StepOutput:
+          coder: LatentCoder) -> StepOutput:
     """One I- or P-frame through the model's shared step API with the bitstream coder."""
     if frame_type == "I":
         return codec.model.intra_step(x, header.q_index, coder=coder, size=(header.height, header.width), batch=1)
@@ -103,6 +106,8 @@ class SequenceEncoder:
         if not 0.0 <= q_index <= 3.0:
             raise ValueError(f"q_index must lie in [0, 3], got {q_index}")
         threads = 0 if codec.device.type != "cpu" else (cpu_threads or torch.get_num_threads())
+        if not 0 <= threads <= MAX_THREADS:
+            raise ValueError(f"cpu_threads must lie in 1..{MAX_THREADS}, got {threads}")
         self.codec = codec
         self.header = StreamHeader(
             fingerprint=codec.fingerprint, preset=codec.preset, width=width, height=height, frame_count=frame_count,
@@ -140,6 +145,7 @@ class SequenceEncoder:
         return stats, x_hat
 
     def finish(self) -> bytes:
+        """The complete stream, once every declared frame is encoded."""
         if self._index != self.header.frame_count:
             raise ValueError(f"{self._index} frames encoded but the stream declares {self.header.frame_count}")
         return b"".join(self._records)

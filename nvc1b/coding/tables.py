@@ -20,12 +20,12 @@ class SymbolTable:
 
     low: int
     high: int
-    model: "constriction.stream.model.Categorical"
+    model: constriction.stream.model.Categorical
     bits: np.ndarray
     """(high − low + 3,) float64: −log2 P of each category under the integer table."""
 
     @classmethod
-    def build(cls, low: int, frequencies: np.ndarray) -> "SymbolTable":
+    def build(cls, low: int, frequencies: np.ndarray) -> SymbolTable:
         # constriction's fast quantiser gives category i the frequency floor(cumulative weight) + 1 per category;
         # weights f − 1 summing to exactly 2^PRECISION − n make it reproduce ``frequencies`` bit for bit.
         weights = (frequencies - 1).astype(np.float64)
@@ -42,8 +42,9 @@ class CodingTables:
         modules = dict(model.named_modules())
         priors = {name for name, m in modules.items() if isinstance(m, FactorizedPrior)}
         if priors != set(factorized):
-            missing = sorted(priors ^ set(factorized))[0]
+            missing = min(priors ^ set(factorized))
             raise ValueError(f"coding tables do not match the model's factorized priors (first difference: {missing})")
+        self.device = device
         self.laplace: LaplaceTable = laplace_table()
         self.boundaries = torch.from_numpy(self.laplace.boundaries).to(device)
         self.laplace_symbols = tuple(

@@ -6,16 +6,25 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from torch import Tensor
 
 from ..data.video import (
-    list_png_frames, parse_size, read_png, read_yuv420, rgb_to_yuv420, to_float, to_uint8, write_png, write_yuv420,
-    yuv420_frame_bytes, yuv420_to_rgb,
+    list_png_frames,
+    parse_size,
+    read_png,
+    read_yuv420,
+    rgb_to_yuv420,
+    to_float,
+    to_uint8,
+    write_png,
+    write_yuv420,
+    yuv420_frame_bytes,
+    yuv420_to_rgb,
 )
 from ..errors import DataError
 
@@ -145,7 +154,7 @@ class FrameSink:
         else:
             self.tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "FrameSink":
+    def __enter__(self) -> FrameSink:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Context, Decimal
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -133,7 +133,7 @@ class FactorizedTable:
         }
 
     @classmethod
-    def unpack(cls, tensors: dict[str, torch.Tensor]) -> "FactorizedTable":
+    def unpack(cls, tensors: dict[str, torch.Tensor]) -> FactorizedTable:
         """Inverse of ``pack``; checks that each table is a valid frequency table."""
         lows, lengths, padded = (tensors[k].cpu().numpy().astype(np.int64) for k in ("lows", "lengths", "frequencies"))
         if lows.shape != lengths.shape or padded.shape[0] != lows.shape[0] or lengths.max() > padded.shape[1]:
