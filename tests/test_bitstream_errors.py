@@ -93,6 +93,15 @@ def test_latents_decoded_with_other_probabilities_are_detected(codec, stream):
         decode_sequence(codec, forged)
 
 
+def test_a_decoder_computing_other_probabilities_fails_loudly(trained_tiny_export, stream):
+    """What another device's arithmetic does to a decoder, exaggerated: its scales and means differ slightly."""
+    other = load_coding_model(trained_tiny_export)
+    with torch.no_grad():
+        other.model.intra.hyperprior.decoder[-1].bias.add_(0.05)
+    with pytest.raises(BitstreamError, match=r"^frame 0 \(byte \d+\): .*other probabilities than the encoder"):
+        decode_sequence(other, stream)
+
+
 def test_fuzz_flips_and_truncations_only_raise_bitstream_errors(codec, stream):
     rng = random.Random(0)
     offsets = frame_offsets(stream)

@@ -201,7 +201,7 @@ class SymbolDecoder(_Accounting):
     def finish(self) -> None:
         """Check that the frame's symbols used the payload exactly."""
         if not self._coder.is_empty():
-            raise BitstreamError(f"{self.where}: payload has data left after the last latent (corrupted stream)")
+            raise BitstreamError(f"{self.where}: payload has data left after the last latent")
 
     def _pop(self, key: str, count: int, table: SymbolTable) -> tuple[np.ndarray, float]:
         """Decode ``count`` symbols coded with ``table`` (and their escapes); return them and their bits."""
@@ -214,7 +214,7 @@ class SymbolDecoder(_Accounting):
             n = int(escaped.sum())
             exponent = self._coder.decode(_EXPONENT, n).astype(np.int64)
             if exponent.min() < 0 or exponent.max() >= _GAMMA_BITS:
-                raise BitstreamError(f"{self.where}: invalid escape code in latent {key!r} (corrupted stream)")
+                raise BitstreamError(f"{self.where}: invalid escape code in latent {key!r}")
             gamma = 1 << exponent
             has_rest = exponent > 0
             if has_rest.any():
@@ -223,6 +223,6 @@ class SymbolDecoder(_Accounting):
             distance = gamma - 1
             values[escaped] = np.where(below[escaped], table.low - 1 - distance, table.high + 1 + distance)
             if np.abs(values).max() > MAX_SYMBOL:
-                raise BitstreamError(f"{self.where}: escaped value out of range in latent {key!r} (corrupted stream)")
+                raise BitstreamError(f"{self.where}: escaped value out of range in latent {key!r}")
             bits += n * np.log2(_GAMMA_BITS) + float(exponent.sum())
         return values, bits

@@ -177,21 +177,28 @@ class SequenceDecoder:
         device = self.codec.device
         coder = SymbolDecoder(self.codec.tables, record.payload, where=record.where)
         start = time.perf_counter()
-        with coding_context(device, self.cpu_threads):
-            out = _step(self.codec, record.frame_type, None, state, self.header, coder)
-        coder.finish()
+        try:
+            with coding_context(device, self.cpu_threads):
+                out = _step(self.codec, record.frame_type, None, state, self.header, coder)
+            coder.finish()
+            if coder.checksum != record.latent_checksum:
+                raise BitstreamError(f"{record.where}: decoded latents fail their checksum")
+        except BitstreamError as exc:
+            # the payload passed its CRC: a decode that does not add up means other probabilities than the encoder's
+            raise BitstreamError(
+                f"{exc}; the payload is intact, so this decoder computed other probabilities than the encoder "
+                f"(encoded {self._encoded_on()}; another device, CPU type or library build changes the arithmetic)"
+            ) from None
         _sync(device)
         seconds = time.perf_counter() - start
-        if coder.checksum != record.latent_checksum:
-            raise BitstreamError(
-                f"{record.where}: decoded latents fail their checksum: this decoder computed other probabilities "
-                f"than the encoder (encoded with {self.header.cpu_threads or 'GPU'} CPU threads; a different device, "
-                "library build or CPU type changes the arithmetic)"
-            )
         x_hat = out.x_hat[0].cpu()
         matches = recon_checksum(x_hat) == record.recon_checksum
         stats = FrameStats(record.index, record.frame_type, record.size, dict(coder.bits), seconds, coder.seconds, matches)
         return stats, x_hat, out.state
+
+    def _encoded_on(self) -> str:
+        threads = self.header.cpu_threads
+        return f"on a CPU with {threads} thread{'s' if threads > 1 else ''}" if threads else "on a GPU"
 
 
 def encode_sequence(codec: CodingModel, frames: Tensor | Sequence[Tensor], q_index: float = 0.0,
