@@ -3,7 +3,7 @@ import torch
 
 from nvc1b.errors import WeightsError
 from nvc1b.model.export import (
-    TABLE_PREFIX,
+    TABLE_MARKER,
     coding_tables,
     load_export,
     load_model,
@@ -37,7 +37,7 @@ def test_export_stores_coding_tables_and_fingerprint(tmp_path, tiny_model):
     path = save_model(tiny_model, tmp_path / "w.safetensors")
     assert read_metadata(path)["fingerprint"] == weights_fingerprint(tiny_model)
     with safe_open(str(path), framework="pt") as f:
-        names = {k[len(TABLE_PREFIX):].rsplit(".", 1)[0] for k in f.keys() if k.startswith(TABLE_PREFIX)}
+        names = {k.split(TABLE_MARKER)[0] for k in f.keys() if TABLE_MARKER in k}
     assert names == {"intra.hyperprior.z_prior", "motion_entropy.hyperprior.z_prior", "contextual_entropy.hyperprior.z_prior"}
     export = load_export(path)
     fresh = coding_tables(tiny_model)
@@ -51,7 +51,7 @@ def test_export_without_coding_tables_still_loads(tmp_path, tiny_model):
 
     path = save_model(tiny_model, tmp_path / "w.safetensors")
     meta = {k: v for k, v in read_metadata(path).items() if k != "fingerprint"}
-    old = {k: v for k, v in load_file(str(path)).items() if not k.startswith(TABLE_PREFIX)}
+    old = {k: v for k, v in load_file(str(path)).items() if TABLE_MARKER not in k}
     save_file(old, str(tmp_path / "old.safetensors"), metadata=meta)
     export = load_export(tmp_path / "old.safetensors")
     assert len(export.tables) == 3 and export.fingerprint == weights_fingerprint(tiny_model)

@@ -1,5 +1,5 @@
 """Exported weights: one ``.safetensors`` file holding the fp32 state dict, the integer coding tables of the
-factorized priors (``coding.<prior>.*`` tensors) and, in its metadata, the preset and the weights fingerprint, so
+factorized priors (``<prior>.coding_table.*`` tensors) and, in its metadata, the preset and the weights fingerprint, so
 a model can be rebuilt and can code bitstreams from the file alone. Written atomically.
 
 The coding tables are computed once here, from the weights, so that every device that loads the export codes
@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 FORMAT = "nvc1b-model/1"
 EXPORT_DIR = "exports"
 """Sub-directory of a run directory holding its exported weights."""
-TABLE_PREFIX = "coding."
-"""Prefix of the coding-table tensors in an export: ``coding.<prior module name>.{lows,lengths,frequencies}``."""
+TABLE_MARKER = ".coding_table."
+"""Coding-table tensors in an export are ``<prior module name>.coding_table.{lows,lengths,frequencies}``: named
+after their prior so they sit with the part they belong to, and told apart from weights by this marker."""
 
 
 @dataclass
@@ -57,7 +58,7 @@ def save_model(model: VideoCodec, path: str | Path, extra: dict[str, str] | None
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     for name, table in coding_tables(model).items():
-        state.update({f"{TABLE_PREFIX}{name}.{k}": v for k, v in table.pack().items()})
+        state.update({f"{name}{TABLE_MARKER}{k}": v for k, v in table.pack().items()})
     metadata = {
         "format": FORMAT, "preset": json.dumps(model.config.model_dump(mode="json")),
         "fingerprint": weights_fingerprint(model), **(extra or {}),
@@ -96,8 +97,8 @@ def load_export(path: str | Path, device: str | torch.device = "cpu") -> ModelEx
     model = VideoCodec(config)
     state = load_file(str(path))
     packed: dict[str, dict[str, torch.Tensor]] = {}
-    for key in [k for k in state if k.startswith(TABLE_PREFIX)]:
-        name, field = key[len(TABLE_PREFIX) :].rsplit(".", 1)
+    for key in [k for k in state if TABLE_MARKER in k]:
+        name, field = key.split(TABLE_MARKER)
         packed.setdefault(name, {})[field] = state.pop(key)
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
