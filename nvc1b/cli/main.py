@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..errors import NvcError
-from . import bench, cluster, coding, data, params, train
+from . import bench, cluster, coding, data, demo, evaluation, params, train
 
 
-COMMANDS = (params, data, train, cluster, bench, coding)
+COMMANDS = (params, data, train, cluster, bench, coding, evaluation, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,136 @@
+"""Anchor curves from FFmpeg's x265 and x264: preset medium, low delay (no B-frames), the test protocol's intra
+period and frame count, a fixed QP per rate point. Results have the layout of the neural codec's.
+
+The anchors code 8-bit YUV 4:2:0: the source planes for ``yuv420`` test sets, the 4:2:0 conversion of the 8-bit
+RGB frames for ``rgb`` ones; RGB PSNR converts the decoded planes with the same BT.709 as the model's input.
+Sizes are those of the elementary stream (parameter sets included, x265's settings SEI switched off); times per
+frame are the FFmpeg run's wall time divided by the frames (process start included).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..data import video
+from ..data.testsets import TestSequence, TestSet
+from ..errors import NvcError
+from .evaluate import open_test_set
+from .metrics import measure
+from .protocol import outputs_from_yuv, read_references, resolve_protocol
+from .results import FrameRow, PointResult, frame_row, point_name, summarize
+from .runner import EvalResult, frame_bar, run_dataset
+
+ENCODERS = {"x265": ("libx265", "hevc"), "x264": ("libx264", "h264")}
+"""Anchor name → (FFmpeg encoder, raw elementary-stream format)."""
+QPS = (22, 27, 32, 37)
+"""The common-test-condition QPs."""
+PRESET = "medium"
+
+
+class AnchorError(NvcError):
+    """FFmpeg is missing, lacks an encoder, or failed on a sequence."""
+
+
+def find_ffmpeg(encoder: str, ffmpeg: str = "ffmpeg") -> tuple[str, str, str]:
+    """(ffmpeg path, ffprobe path, version line) of an FFmpeg that has the anchor's encoder."""
+    if encoder not in ENCODERS:
+        raise AnchorError(f"unknown anchor '{encoder}': choose one of {', '.join(ENCODERS)}")
+    found = shutil.which(ffmpeg)
+    probe = shutil.which(str(Path(ffmpeg).with_name("ffprobe")) if Path(ffmpeg).parent != Path() else "ffprobe")
+    if found is None or probe is None:
+        raise AnchorError(
+            f"{encoder} anchors need FFmpeg and ffprobe ('{ffmpeg}' {'found' if found else 'not found'} on PATH); "
+            "install FFmpeg with libx265/libx264 (Debian/Ubuntu: apt-get install ffmpeg)"
+        )
+    encoders = _run([found, "-hide_banner", "-encoders"], "listing FFmpeg's encoders").stdout
+    if ENCODERS[encoder][0] not in encoders:
+        raise AnchorError(f"{found}: this FFmpeg has no {ENCODERS[encoder][0]} encoder; install one built with it")
+    version = _run([found, "-version"], "asking FFmpeg's version").stdout.splitlines()[0].strip()
+    return found, probe, version
+
+
+def _run(command: list[str], what: str) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise AnchorError(f"{what}: cannot run {command[0]} ({exc.strerror})") from None
+    if result.returncode != 0:
+        tail = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise AnchorError(f"{what}: {Path(command[0]).name} exited with status {result.returncode}: {tail}")
+    return result
+
+
+def encoder_options(encoder: str, qp: int, intra_period: int) -> list[str]:
+    """FFmpeg output options: fixed QP, no B-frames, an I-frame exactly every ``intra_period`` frames."""
+    if encoder == "x265":
+        params = f"qp={qp}:keyint={intra_period}:min-keyint={intra_period}:scenecut=0:bframes=0:info=0:log-level=error"
+        return ["-c:v", "libx265", "-preset", PRESET, "-x265-params", params]
+    return ["-c:v", "libx264", "-preset", PRESET, "-qp", str(qp), "-bf", "0", "-g", str(intra_period),
+            "-keyint_min", str(intra_period), "-sc_threshold", "0"]
+
+
+def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, qps: Sequence[int] = QPS,
+                 frames: int | None = None, intra_period: int | None = None, colorspace: str = "rgb",
+                 crop: tuple[int, int] | None = None, ffmpeg: str = "ffmpeg", progress: bool = True) -> EvalResult:
+    """Code every sequence of ``dataset`` with FFmpeg's ``encoder`` ('x265' or 'x264') at each QP into ``out``."""
+    ffmpeg_path, ffprobe_path, version = find_ffmpeg(encoder, ffmpeg)
+    test_set, yaml_path = open_test_set(dataset)
+    protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop)
+    for qp in qps:
+        if not 1 <= int(qp) <= 51:
+            raise AnchorError(f"QP {qp} is outside 1..51 (0 would be lossless)")
+    points = [(point_name("qp", int(qp)), float(qp)) for qp in qps]
+    fmt = ENCODERS[encoder][1]
+
+    def code_point(sequence: TestSequence, name: str, qp: float) -> tuple[PointResult, list[FrameRow]]:
+        width, height = protocol.size(sequence)
+        references = lambda: read_references(
+            test_set, sequence, protocol.frames, protocol.colorspace, protocol.crop
+        )
+        with tempfile.TemporaryDirectory(prefix="nvc1b-anchor-") as tmp, \
+                frame_bar(protocol.frames, f"{sequence.name} {name} {encoder}", progress) as bar:
+            source, stream, recon = Path(tmp) / "source.yuv", Path(tmp) / f"stream.{fmt}", Path(tmp) / "recon.yuv"
+            for i, (_, ref) in enumerate(references()):
+                video.write_yuv420(source, ref.y, ref.u, ref.v, append=i > 0)
+            where = f"{encoder} on {sequence.name} at {name}"
+            start = time.perf_counter()
+            _run([ffmpeg_path, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+                  "-s:v", f"{width}x{height}", "-r", f"{sequence.fps:g}", "-i", str(source),
+                  "-frames:v", str(protocol.frames), *encoder_options(encoder, int(qp), protocol.intra_period),
+                  "-f", fmt, str(stream)], where)
+            encode_seconds = (time.perf_counter() - start) / protocol.frames
+            start = time.perf_counter()
+            _run([ffmpeg_path, "-hide_banner", "-loglevel", "error", "-y", "-i", str(stream), "-f", "rawvideo",
+                  "-pix_fmt", "yuv420p", str(recon)], f"decoding {where}")
+            decode_seconds = (time.perf_counter() - start) / protocol.frames
+            packets = _packets(ffprobe_path, stream, where)
+            if len(packets) != protocol.frames or sum(size for size, _ in packets) != stream.stat().st_size:
+                raise AnchorError(f"{where}: {len(packets)} packets for {protocol.frames} frames in {stream.name}")
+            rows = []
+            for i, ((size, frame_type), (_, ref)) in enumerate(zip(packets, references(), strict=True)):
+                y, u, v = video.read_yuv420(recon, width, height, start=i, count=1)
+                quality = measure(ref, *outputs_from_yuv(y[0], u[0], v[0]))
+                rows.append(frame_row(i, frame_type, size, width * height, quality, encode_seconds, decode_seconds))
+                bar.update()
+            stream_bytes = stream.stat().st_size
+        return summarize(sequence.name, name, qp, width, height, stream_bytes, rows), rows
+
+    codec = {"kind": encoder, "preset": PRESET, "ffmpeg": version}
+    info = {"dataset_yaml": yaml_path, "qps": [int(q) for q in qps]}
+    return run_dataset(out, test_set, protocol, codec, encoder, points, code_point, progress, info)
+
+
+def _packets(ffprobe: str, stream: Path, where: str) -> list[tuple[int, str]]:
+    """(bytes, 'I' or 'P') per coded frame, in decoding order (= display order without B-frames)."""
+    text = _run([ffprobe, "-v", "error", "-show_entries", "packet=size,flags", "-of", "csv=p=0", str(stream)],
+                f"probing {where}").stdout
+    packets = []
+    for line in text.split():
+        size, flags = line.split(",")[:2]
+        packets.append((int(size), "I" if "K" in flags else "P"))
+    return packets
