@@ -47,7 +47,7 @@ def test_rgb_protocol_outputs_match_numpy():
     expected_rgb8 = numpy_to_u8(x_hat)
     assert np.array_equal(rgb8, expected_rgb8)
     ny, ncb, ncr = numpy_yuv444(expected_rgb8.astype(np.float64) / 255)
-    pool = lambda c: c.reshape(4, 2, 6, 2).mean(axis=(1, 3))  # noqa: E731
+    pool = lambda c: c.reshape(4, 2, 6, 2).mean(axis=(1, 3))
     assert np.abs(y.astype(int) - numpy_to_u8(ny).astype(int)).max() <= 1  # float32 vs float64 at .5 boundaries
     assert np.abs(u.astype(int) - numpy_to_u8(pool(ncb)).astype(int)).max() <= 1
     assert np.abs(v.astype(int) - numpy_to_u8(pool(ncr)).astype(int)).max() <= 1
@@ -58,7 +58,7 @@ def test_yuv420_protocol_converts_the_float_reconstruction():
     """yuv420: the reconstruction goes to 4:2:0 from the float frame, not from its 8-bit RGB rounding."""
     rng = np.random.default_rng(2)
     x_hat = rng.random((3, 8, 12))
-    _, (y, u, v) = outputs_from_rgb(torch.from_numpy(x_hat), "yuv420")
+    _, (y, u, _v) = outputs_from_rgb(torch.from_numpy(x_hat), "yuv420")
     ny, ncb, _ = numpy_yuv444(x_hat)
     assert np.array_equal(y, numpy_to_u8(ny))
     assert np.array_equal(u, numpy_to_u8(ncb.reshape(4, 2, 6, 2).mean(axis=(1, 3))))

@@ -104,6 +104,18 @@ class Protocol:
         return crop_box(sequence, self.crop)[2:]
 
 
+def check_sources(test_set: TestSet, frames: int) -> None:
+    """Fail before any coding if a sequence's file is missing, is not a whole number of frames, or is short."""
+    for sequence in test_set.sequences:
+        path = test_set.path(sequence)
+        if test_set.format == "yuv420":
+            available = video.count_yuv420_frames(path, sequence.width, sequence.height)
+        else:
+            available = len(video.list_png_frames(path))
+        if available < frames:
+            raise DataError(f"{path}: holds {available} frames, {frames} are coded")
+
+
 def resolve_protocol(test_set: TestSet, frames: int | None = None, intra_period: int | None = None,
                      colorspace: str = "rgb", crop: tuple[int, int] | None = None) -> Protocol:
     """The protocol for ``test_set``: frames and intra period default to the set's YAML (-1 there: one I-frame)."""

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..data.testsets import TestSequence, TestSet
 from .curves import RDCurve, curve_from_summary
-from .protocol import Protocol
+from .protocol import Protocol, check_sources
 from .results import DATASET_JSON, DatasetFolder, FrameRow, PointResult
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def run_dataset(out: str | Path, test_set: TestSet, protocol: Protocol, codec: d
     """Code every sequence of ``test_set`` at every rate point (name, parameter) with ``code_point`` into
     ``OUT/<colorspace>/<DATASET>``; ``codec`` identifies the coder (a folder holding another coder's or
     protocol's results is an error), ``info`` adds fields to ``dataset.json``."""
+    check_sources(test_set, protocol.frames)
     folder = DatasetFolder(out, protocol.colorspace, test_set.name)
     identity = {
         "dataset": test_set.name, "codec": codec, **protocol.identity(),
