@@ -29,10 +29,10 @@ pytestmark = pytest.mark.slow
 def run_demo(run_dir, schedule, data_root):
     command = [sys.executable, "-m", "nvc1b", "demo", "--run-dir", str(run_dir), "--schedule", str(schedule),
                "--data-root", str(data_root), "--frames", "2", "--crop", "64x64", "--q-indexes", "0,3",
-               "--qps", "42,51", "--quiet"]
+               "--qps", "37,51", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NVC1B_PROGRESS": "0"}
     env.pop("RANK", None)
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -48,12 +48,12 @@ def test_demo_trains_evaluates_and_reports_then_reuses(tmp_path):
     assert f"report: {report}" in out and "training: trained" in out
     summary = json.loads((run_dir / "eval" / "rgb" / "synthetic" / "dataset.json").read_text())
     assert summary["frames"] == 2 and summary["crop"] == [64, 64] and len(summary["sequences"]) == 7
-    assert [p["point"] for p in summary["points"]] == ["q0", "q3"]
+    assert sorted(p["point"] for p in summary["points"]) == ["q0", "q3"]
     text = report.read_text()
     assert "rd_rgb_synthetic.png" in text and (run_dir / "report" / "rd_rgb_synthetic.png").is_file()
     assert "channel_share.png" in text and (run_dir / "report" / "channel_share.png").is_file()
     if shutil.which("ffmpeg") and shutil.which("ffprobe"):
-        assert "BD-rate (%) against x265" in text and re.search(r"BD-rate against x265: (n/a|-?\d+\.\d%)", out)
+        assert "BD-rate (%) against x265" in text and re.search(r"against x265: BD-rate (n/a|-?\d+\.\d%)", out)
     else:
         assert "No x265 anchors" in text and "no x265 anchors" in out
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from .evaluation import crop_size, number_list, positive
@@ -28,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..demo import format_bd, run_demo
     from .evaluation import print_summary
 
     result = run_demo(args.run_dir, args.schedule, args.max_steps, args.frames, args.crop, args.q_indexes, args.qps,
@@ -36,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     print_summary(result.evaluation)
     if result.anchors is not None:
         print_summary(result.anchors)
-        bd = result.bd_rate_vs_x265
-        print(f"BD-rate against x265: {'n/a (no common PSNR range)' if math.isnan(bd) else f'{bd:.1f}%'}")
+        print(f"against x265: BD-rate {format_bd(result.bd_rate_vs_x265, '%', 'PSNR')}, "
+              f"BD-PSNR {format_bd(result.bd_psnr_vs_x265, ' dB', 'rate')}")
     else:
         print("no x265 anchors (FFmpeg not found)")
     print(f"demo done in {result.seconds:.0f} s (training: {result.training})")

@@ -51,6 +51,8 @@ def add_protocol_options(p: argparse.ArgumentParser) -> None:
                    help="rgb: RGB PSNR (Table III); yuv420: YUV PSNR (6Y+U+V)/8 of the 4:2:0 output (Table IV)")
     p.add_argument("--crop", type=crop_size, help="code only the centred WxH window of each sequence (quick looks)")
     p.add_argument("--out", required=True, type=Path, help="results directory (reused: finished points are kept)")
+    p.add_argument("--no-ms-ssim", dest="ms_ssim", action="store_false",
+                   help="skip MS-SSIM (about 3 s per 1080p frame on a CPU; fast on a GPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -78,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("anchor", help="anchor: results directory, dataset.json or CSV (bpp,psnr[,dataset])")
     b.add_argument("tests", nargs="+", help="results to compare: directories, dataset.json or CSV files")
     b.add_argument("--colorspace", choices=COLORSPACES, help="only rgb or only yuv420 results")
+    b.add_argument("--metric", choices=("rate", "psnr"), default="rate",
+                   help="rate: BD-rate in %% (default); psnr: BD-PSNR in dB at equal rate")
     b.set_defaults(func=run_bdrate)
 
     r = sub.add_parser("report", help="report.md with RD curves, BD-rate tables and the channel-share figure")
@@ -112,7 +116,8 @@ def run_eval(args: argparse.Namespace) -> int:
     codec = load_coding_model(args.checkpoint, args.device)
     for dataset in args.dataset:
         result = evaluate(codec, dataset, args.out, args.q_indexes, args.frames, args.intra_period, args.colorspace,
-                          args.crop, cpu_threads=args.threads, label=args.label, progress=not args.quiet)
+                          args.crop, cpu_threads=args.threads, label=args.label, with_ms_ssim=args.ms_ssim,
+                          progress=not args.quiet)
         print_summary(result)
         if args.channel_share:
             share = channel_bitrate_share(codec, dataset, args.q_indexes, args.frames, args.intra_period,
@@ -128,7 +133,8 @@ def run_anchors(args: argparse.Namespace) -> int:
 
     for dataset in args.dataset:
         result = make_anchors(args.encoder, dataset, args.out, args.qps, args.frames, args.intra_period,
-                              args.colorspace, args.crop, ffmpeg=args.ffmpeg, progress=not args.quiet)
+                              args.colorspace, args.crop, ffmpeg=args.ffmpeg, with_ms_ssim=args.ms_ssim,
+                              progress=not args.quiet)
         print_summary(result)
     return 0
 
@@ -160,8 +166,10 @@ def run_bdrate(args: argparse.Namespace) -> int:
         if untyped and printed:
             break  # CSV curves only: the same table for every colour space
         metric = "PSNR" if untyped else ("RGB PSNR" if colorspace == "rgb" else "YUV PSNR (6Y+U+V)/8")
-        table = bd_table(anchor, tests)
-        print(table.format(f"BD-rate (%) for {metric}; negative = bitrate saving over the anchor\n"))
+        table = bd_table(anchor, tests, metric=args.metric)
+        title = (f"BD-rate (%) for {metric}; negative = bitrate saving over the anchor" if args.metric == "rate"
+                 else f"BD-PSNR (dB) for {metric} at equal rate; positive = better than the anchor")
+        print(table.format(title + "\n"))
         print()
         printed += 1
     if not printed:

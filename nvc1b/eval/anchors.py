@@ -76,7 +76,8 @@ def encoder_options(encoder: str, qp: int, intra_period: int) -> list[str]:
 
 def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, qps: Sequence[int] = QPS,
                  frames: int | None = None, intra_period: int | None = None, colorspace: str = "rgb",
-                 crop: tuple[int, int] | None = None, ffmpeg: str = "ffmpeg", progress: bool = True) -> EvalResult:
+                 crop: tuple[int, int] | None = None, ffmpeg: str = "ffmpeg", with_ms_ssim: bool = True,
+                 progress: bool = True) -> EvalResult:
     """Code every sequence of ``dataset`` with FFmpeg's ``encoder`` ('x265' or 'x264') at each QP into ``out``."""
     ffmpeg_path, ffprobe_path, version = find_ffmpeg(encoder, ffmpeg)
     test_set, yaml_path = open_test_set(dataset)
@@ -114,7 +115,7 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
             rows = []
             for i, ((size, frame_type), (_, ref)) in enumerate(zip(packets, references(), strict=True)):
                 y, u, v = video.read_yuv420(recon, width, height, start=i, count=1)
-                quality = measure(ref, *outputs_from_yuv(y[0], u[0], v[0]))
+                quality = measure(ref, *outputs_from_yuv(y[0], u[0], v[0]), with_ms_ssim)
                 rows.append(frame_row(i, frame_type, size, width * height, quality, encode_seconds, decode_seconds))
                 bar.update()
             stream_bytes = stream.stat().st_size

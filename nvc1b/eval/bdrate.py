@@ -82,12 +82,15 @@ def bd_psnr(anchor: Curve, test: Curve) -> float:
 
 @dataclass
 class BDTable:
-    """BD-rates (%) of several coders against one anchor, per test set, as in the paper's Tables III and IV."""
+    """BD-rates (%) — or BD-PSNRs (dB) — of several coders against one anchor, per test set, as in the paper's
+    Tables III and IV."""
 
     anchor: str
     datasets: list[str]
     rows: dict[str, dict[str, float]]
-    """Coder label → test set → BD-rate (NaN: no PSNR overlap, absent: not evaluated on that set)."""
+    """Coder label → test set → value (NaN: the curves do not overlap, absent: not evaluated on that set)."""
+    metric: str = "rate"
+    """'rate' (BD-rate, %) or 'psnr' (BD-PSNR, dB)."""
 
     def average(self, label: str) -> float:
         """Mean over the test sets where the coder has a BD-rate (NaN if none)."""
@@ -100,17 +103,19 @@ class BDTable:
         lines = [title] if title else []
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
         for label, row in self.rows.items():
-            cells = [_cell(row.get(d)) for d in self.datasets] + [_cell(self.average(label))]
+            digits = 1 if self.metric == "rate" else 2
+            cells = [_cell(row.get(d), digits) for d in self.datasets] + [_cell(self.average(label), digits)]
             lines.append("| " + " | ".join([label] + cells) + " |")
         if any(not math.isfinite(v) for row in self.rows.values() for v in row.values()):
-            lines.append("\n'n/a': the curves share no PSNR range; the average leaves those sets out.")
+            shared = "PSNR" if self.metric == "rate" else "rate"
+            lines.append(f"\n'n/a': the curves share no {shared} range; the average leaves those sets out.")
         return "\n".join(lines)
 
 
-def _cell(value: float | None) -> str:
+def _cell(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "—"
-    return "n/a" if not math.isfinite(value) else f"{value:.1f}"
+    return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def order_datasets(names: set[str] | list[str]) -> list[str]:
@@ -129,8 +134,10 @@ def pair_curves(anchor: Mapping[str, RDCurve], test: Mapping[str, RDCurve]) -> d
 
 
 def bd_table(anchor: Mapping[str, RDCurve], tests: Mapping[str, Mapping[str, RDCurve]],
-             anchor_label: str | None = None) -> BDTable:
-    """BD-rate of each coder in ``tests`` (label → curves by test set) against ``anchor`` on every common set."""
+             anchor_label: str | None = None, metric: str = "rate") -> BDTable:
+    """BD-rate (``metric`` 'rate') or BD-PSNR ('psnr') of each coder in ``tests`` (label → curves by test set)
+    against ``anchor`` on every common set."""
+    delta = {"rate": bd_rate, "psnr": bd_psnr}[metric]
     rows: dict[str, dict[str, float]] = {}
     datasets: set[str] = set()
     for label, curves in tests.items():
@@ -142,9 +149,10 @@ def bd_table(anchor: Mapping[str, RDCurve], tests: Mapping[str, Mapping[str, RDC
             )
         rows[label] = {}
         for name, (a, t) in pairs.items():
-            rows[label][name] = bd_rate(a, t)
+            rows[label][name] = delta(a, t)
             if not math.isfinite(rows[label][name]):
-                log.warning("%s on %s: no PSNR range in common with the anchor, no BD-rate", label, name)
+                log.info("%s on %s: no %s range in common with the anchor, no BD-%s", label, name,
+                         "PSNR" if metric == "rate" else "rate", metric.replace("psnr", "PSNR"))
         datasets.update(pairs)
     name = anchor_label or next(iter(anchor.values())).label or "anchor"
-    return BDTable(name, order_datasets(datasets), rows)
+    return BDTable(name, order_datasets(datasets), rows, metric)

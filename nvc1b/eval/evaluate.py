@@ -55,10 +55,11 @@ def open_test_set(dataset: str | Path | TestSet) -> tuple[TestSet, str | None]:
 def evaluate(checkpoint: str | Path | CodingModel, dataset: str | Path | TestSet, out: str | Path,
              q_indexes: Sequence[float] = Q_INDEXES, frames: int | None = None, intra_period: int | None = None,
              colorspace: str = "rgb", crop: tuple[int, int] | None = None, device: str = "cpu",
-             cpu_threads: int | None = None, label: str | None = None, progress: bool = True) -> EvalResult:
+             cpu_threads: int | None = None, label: str | None = None, with_ms_ssim: bool = True,
+             progress: bool = True) -> EvalResult:
     """Encode and decode every sequence of ``dataset`` at every ``q_index`` with the checkpoint (run directory,
     export or a loaded CodingModel) into ``out``; frames and intra period default to the test set's YAML.
-    Points already on disk for the same model and protocol are reused."""
+    Points already on disk for the same model and protocol are reused. MS-SSIM runs on the model's device."""
     codec = checkpoint if isinstance(checkpoint, CodingModel) else load_coding_model(checkpoint, device)
     test_set, yaml_path = open_test_set(dataset)
     protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop)
@@ -81,7 +82,7 @@ def evaluate(checkpoint: str | Path | CodingModel, dataset: str | Path | TestSet
             stream = encoder.finish()
             for (dec, x_hat), (_, reference), enc in zip(SequenceDecoder(codec, stream), references(), encoded,
                                                          strict=True):
-                quality = measure(reference, *outputs_from_rgb(x_hat, protocol.colorspace))
+                quality = measure(reference, *outputs_from_rgb(x_hat, protocol.colorspace), with_ms_ssim, codec.device)
                 rows.append(frame_row(enc.index, enc.frame_type, enc.bytes, width * height, quality, enc.seconds,
                                       dec.seconds, enc.bits))
                 matches = matches and bool(dec.matches_encoder)

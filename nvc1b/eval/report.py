@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 SECTION = {"rgb": "RGB test sets (RGB PSNR, as the paper's Table III)",
            "yuv420": "YUV 4:2:0 test sets (YUV PSNR (6Y+U+V)/8, as the paper's Table IV)"}
 CHANNEL_SHARE_PNG = "channel_share.png"
+BD_RATE_NOTE = ("Negative: fewer bits than the anchor for the same PSNR (Bjøntegaard, log-rate interpolated over PSNR "
+                "with piecewise cubic Hermite polynomials, over the PSNR range both curves cover).")
+BD_PSNR_NOTE = "Positive: higher PSNR than the anchor at the same rate, over the rate range both curves cover."
 
 
 def _curves(sources: Sequence[str | Path], colorspace: str) -> dict[str, dict[str, RDCurve]]:
@@ -78,13 +81,12 @@ def _colorspace_section(out: Path, colorspace: str, models: dict[str, dict[str, 
         if not tests:
             continue
         try:
-            table = bd_table(anchor_curves, tests, anchor_label)
+            rate, psnr = bd_table(anchor_curves, tests, anchor_label), bd_table(anchor_curves, tests, anchor_label, "psnr")
         except CurveError as exc:
             lines += [f"No BD-rate against {anchor_label}: {exc}", ""]
             continue
-        lines += [f"### BD-rate (%) against {anchor_label}", "", ("Negative: fewer bits than the anchor for the same "
-                  "PSNR (Bjøntegaard, piecewise cubic interpolation over the PSNR range both curves cover)."), "",
-                  table.format(), ""]
+        lines += [f"### BD-rate (%) against {anchor_label}", "", BD_RATE_NOTE, "", rate.format(), "",
+                  f"### BD-PSNR (dB) against {anchor_label}", "", BD_PSNR_NOTE, "", psnr.format(), ""]
     paper = paper_tables().tables[colorspace]
     lines += [f"### For reference: the paper's {paper.title}", "",
               ("NVC-1B and other codecs on the paper's test sets (HEVC B–E, UVG, MCL-JCV, 96 frames) against "
