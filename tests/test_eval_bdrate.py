@@ -105,7 +105,8 @@ def test_csv_curves_and_the_bdrate_command(tmp_path, capsys):
 
 def test_csv_with_a_dataset_column_holds_several_sets(tmp_path):
     path = tmp_path / "hm.csv"
-    path.write_text("dataset,bpp,psnr\n" + "".join(f"{d},{b},{p}\n" for d in ("HEVC_B", "UVG") for b, p in zip(BPP, PSNR)))
+    rows = "".join(f"{d},{b},{p}\n" for d in ("HEVC_B", "UVG") for b, p in zip(BPP, PSNR))
+    path.write_text("dataset,bpp,psnr\n" + rows)
     curves = load_curves(path)
     assert sorted(curves) == ["HEVC_B", "UVG"] and curves["UVG"].label == "hm"
 

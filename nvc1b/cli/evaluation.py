@@ -87,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("report", help="report.md with RD curves, BD-rate tables and the channel-share figure")
     r.add_argument("--results", nargs="+", required=True, help="results directories of models")
     r.add_argument("--anchors", nargs="*", default=[], help="results directories (or CSVs) of anchors")
-    r.add_argument("--channel-share", nargs="*", default=[], help="channel_share.json files (from eval --channel-share)")
+    r.add_argument("--channel-share", nargs="*", default=[],
+                   help="channel_share.json files (from eval --channel-share)")
     r.add_argument("--title", default="nvc1b evaluation", help="report title")
     r.add_argument("--out", required=True, type=Path, help="folder for report.md and the PNGs")
     r.set_defaults(func=run_report)

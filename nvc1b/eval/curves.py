@@ -41,7 +41,9 @@ def curve_from_summary(summary: dict[str, Any], source: str = "") -> RDCurve:
     """The RD curve of a parsed ``dataset.json``."""
     try:
         if summary.get("schema") != SCHEMA:
-            raise ResultsError(f"{source}: not an nvc1b results file (schema {summary.get('schema')!r}, expected {SCHEMA})")
+            raise ResultsError(
+                f"{source}: not an nvc1b results file (schema {summary.get('schema')!r}, expected {SCHEMA})"
+            )
         metric = summary["quality_metric"]
         points = sorted(summary["points"], key=lambda p: p["bpp"])
         extra = {k: tuple(p.get(k) for p in points) for k in points[0] if k != "bpp"} if points else {}

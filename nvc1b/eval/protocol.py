@@ -129,6 +129,8 @@ def resolve_protocol(test_set: TestSet, frames: int | None = None, intra_period:
         raise DataError(f"{test_set.name}: intra period must be at least 1 (or -1 in the YAML), got {intra_period}")
     for sequence in test_set.sequences:
         if sequence.frames < frames:
-            raise DataError(f"{test_set.name}: {sequence.name} has {sequence.frames} frames, fewer than the {frames} to code")
+            raise DataError(
+                f"{test_set.name}: {sequence.name} has {sequence.frames} frames, fewer than the {frames} to code"
+            )
         crop_box(sequence, crop)
     return Protocol(frames, intra_period, check_colorspace(colorspace), crop)

@@ -25,6 +25,8 @@ SECTION = {"rgb": "RGB test sets (RGB PSNR, as the paper's Table III)",
 CHANNEL_SHARE_PNG = "channel_share.png"
 BD_RATE_NOTE = ("Negative: fewer bits than the anchor for the same PSNR (Bjøntegaard, log-rate interpolated over PSNR "
                 "with piecewise cubic Hermite polynomials, over the PSNR range both curves cover).")
+PAPER_NOTE = ("NVC-1B and other codecs on the paper's test sets (HEVC B–E, UVG, MCL-JCV, 96 frames) against VTM-13.2; "
+              "not comparable with results on other test sets or against other anchors.")
 BD_PSNR_NOTE = "Positive: higher PSNR than the anchor at the same rate, over the rate range both curves cover."
 
 
@@ -81,16 +83,15 @@ def _colorspace_section(out: Path, colorspace: str, models: dict[str, dict[str, 
         if not tests:
             continue
         try:
-            rate, psnr = bd_table(anchor_curves, tests, anchor_label), bd_table(anchor_curves, tests, anchor_label, "psnr")
+            rate = bd_table(anchor_curves, tests, anchor_label)
+            psnr = bd_table(anchor_curves, tests, anchor_label, "psnr")
         except CurveError as exc:
             lines += [f"No BD-rate against {anchor_label}: {exc}", ""]
             continue
         lines += [f"### BD-rate (%) against {anchor_label}", "", BD_RATE_NOTE, "", rate.format(), "",
                   f"### BD-PSNR (dB) against {anchor_label}", "", BD_PSNR_NOTE, "", psnr.format(), ""]
     paper = paper_tables().tables[colorspace]
-    lines += [f"### For reference: the paper's {paper.title}", "",
-              ("NVC-1B and other codecs on the paper's test sets (HEVC B–E, UVG, MCL-JCV, 96 frames) against "
-              "VTM-13.2; not comparable with results on other test sets or anchors."), "", paper.format(), ""]
+    lines += [f"### For reference: the paper's {paper.title}", "", PAPER_NOTE, "", paper.format(), ""]
     return lines
 
 
@@ -113,12 +114,14 @@ def write_report(out: str | Path, models: Sequence[str | Path], anchors: Sequenc
     if channel_shares:
         png = plot_channel_share(channel_shares, out / CHANNEL_SHARE_PNG)
         first = channel_shares[0]
+        caption = (
+            "Share of the P-frame bits carried by each channel of the contextual latent ŷ (CR) and the motion latent "
+            f"m̂ (MR), per sequence, averaged over {first.sequences} sequences of {first.dataset} and "
+            f"q ∈ {{{', '.join(f'{q:g}' for q in first.q_indexes)}}}, sorted. Bits are the model's estimates in an "
+            "evaluation-mode pass (the entropy coder's sizes agree to within a fraction of a percent)."
+        )
         lines += ["## Per-channel bitrate share (paper Fig. 10, equations 7 and 8)", "",
-                  f"![per-channel bitrate share]({png.name})", "",
-                  (f"Share of the P-frame bits carried by each channel of the contextual latent ŷ (CR) and the motion "
-                  f"latent m̂ (MR), per sequence, averaged over {first.sequences} sequences of {first.dataset} and "
-                  f"q ∈ {{{', '.join(f'{q:g}' for q in first.q_indexes)}}}, sorted. Bits are the model's estimates "
-                  "in an evaluation-mode pass (the entropy coder's sizes agree to within a fraction of a percent)."), ""]
+                  f"![per-channel bitrate share]({png.name})", "", caption, ""]
         for share in channel_shares:
             top = share.sorted("y")
             lines.append(f"- {share.label}: the 10% largest ŷ channels carry "

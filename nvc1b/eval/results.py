@@ -223,7 +223,7 @@ def frame_row(index: int, frame_type: str, frame_bytes: int, pixels: int, qualit
     y, u, v = finite_psnr(quality.psnr_y), finite_psnr(quality.psnr_u), finite_psnr(quality.psnr_v)
     return FrameRow(
         frame=index, type=frame_type, bytes=frame_bytes, bpp=8.0 * frame_bytes / pixels,
-        psnr_rgb=finite_psnr(quality.psnr_rgb), psnr_y=y, psnr_u=u, psnr_v=v, psnr_yuv=yuv_psnr(y, u, v), ms_ssim=quality.ms_ssim, encode_seconds=encode_seconds,
-        decode_seconds=decode_seconds, bits_m=bits.get("m"), bits_z_m=bits.get("z_m"), bits_y=bits.get("y"),
-        bits_z_y=bits.get("z_y"),
+        psnr_rgb=finite_psnr(quality.psnr_rgb), psnr_y=y, psnr_u=u, psnr_v=v, psnr_yuv=yuv_psnr(y, u, v),
+        ms_ssim=quality.ms_ssim, encode_seconds=encode_seconds, decode_seconds=decode_seconds,
+        bits_m=bits.get("m"), bits_z_m=bits.get("z_m"), bits_y=bits.get("y"), bits_z_y=bits.get("z_y"),
     )
