@@ -9,7 +9,7 @@ from evalhelpers import write_test_set
 
 from nvc1b.cli.main import main
 from nvc1b.eval.anchors import AnchorError, encoder_options, find_ffmpeg, make_anchors
-from nvc1b.eval.curves import load_curves
+from nvc1b.eval.curves import load_results
 
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
@@ -44,7 +44,7 @@ def test_x265_anchors_through_ffmpeg(tmp_path):
     assert [r.split(",")[1] for r in rows] == ["I", "P", "I"]  # intra period 2, no B-frames
     assert sum(int(r.split(",")[2]) for r in rows) == point["bytes"]
     assert 20 < point["psnr_rgb"] < 60 and 20 < point["psnr_yuv"] < 60
-    curve = load_curves(tmp_path / "x265")["mini"]
+    curve = load_results(tmp_path / "x265")["mini"]
     assert curve.label == "x265" and curve.bpp[0] < curve.bpp[1] and curve.psnr[0] < curve.psnr[1]
     assert curve.extra["point"] == ("qp37", "qp27")
     again = make_anchors("x265", yaml_path, tmp_path / "x265", qps=(27, 37), progress=False)

@@ -7,7 +7,7 @@ import pytest
 
 from nvc1b.cli.main import main
 from nvc1b.eval.bdrate import CurveError, bd_psnr, bd_rate, bd_table
-from nvc1b.eval.curves import RDCurve, load_curves
+from nvc1b.eval.curves import RDCurve, load_results
 from nvc1b.eval.results import ResultsError
 
 BPP = [0.05, 0.09, 0.16, 0.30]
@@ -96,7 +96,7 @@ def write_csv(path, bpp, psnr, dataset=None):
 def test_csv_curves_and_the_bdrate_command(tmp_path, capsys):
     anchor = write_csv(tmp_path / "x265.csv", BPP, PSNR)
     test = write_csv(tmp_path / "model.csv", [b * 0.9 for b in BPP], PSNR)
-    curves = load_curves(anchor)
+    curves = load_results(anchor)
     assert list(curves) == ["x265"] and curves["x265"].bpp == tuple(BPP)
     assert main(["bdrate", str(anchor), str(test)]) == 0
     out = capsys.readouterr().out
@@ -107,7 +107,7 @@ def test_csv_with_a_dataset_column_holds_several_sets(tmp_path):
     path = tmp_path / "hm.csv"
     rows = "".join(f"{d},{b},{p}\n" for d in ("HEVC_B", "UVG") for b, p in zip(BPP, PSNR))
     path.write_text("dataset,bpp,psnr\n" + rows)
-    curves = load_curves(path)
+    curves = load_results(path)
     assert sorted(curves) == ["HEVC_B", "UVG"] and curves["UVG"].label == "hm"
 
 
@@ -119,7 +119,7 @@ def test_bad_csv_is_a_one_line_error(tmp_path, capsys, text, message):
     path = tmp_path / "bad.csv"
     path.write_text(text)
     with pytest.raises(ResultsError, match=message):
-        load_curves(path)
+        load_results(path)
     assert main(["bdrate", str(path), str(path)]) != 0
     err = capsys.readouterr().err
     assert err.startswith("nvc1b: error:") and err.count("\n") == 1 and message in err

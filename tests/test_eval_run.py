@@ -13,7 +13,7 @@ from nvc1b.cli.main import main
 from nvc1b.coding import decode_sequence, encode_sequence, load_coding_model
 from nvc1b.data import video
 from nvc1b.errors import ConfigError, DataError
-from nvc1b.eval.curves import load_curves
+from nvc1b.eval.curves import load_results
 from nvc1b.eval.evaluate import evaluate
 from nvc1b.eval.results import ResultsError
 
@@ -62,7 +62,7 @@ def test_eval_writes_every_output_and_matches_the_bitstream(tmp_path, codec, tes
     q3 = next(p for p in summary["points"] if p["point"] == "q3")
     seq_bpp = [s["bpp"] for rs in summary["sequences"].values() for s in rs if s["point"] == "q3"]
     assert q3["bpp"] == pytest.approx(np.mean(seq_bpp)) and q3["sequences"] == 2
-    curve = load_curves(tmp_path / "out")["mini"]
+    curve = load_results(tmp_path / "out")["mini"]
     assert curve.bpp == tuple(p["bpp"] for p in summary["points"]) and curve.colorspace == "rgb"
 
 

@@ -142,19 +142,19 @@ def run_anchors(args: argparse.Namespace) -> int:
 
 def run_bdrate(args: argparse.Namespace) -> int:
     from ..eval.bdrate import bd_table
-    from ..eval.curves import NoResultsError, load_curves
+    from ..eval.curves import NoResultsError, load_results
 
     colorspaces = [args.colorspace] if args.colorspace else list(COLORSPACES)
     printed = 0
     for colorspace in colorspaces:
         try:
-            anchor = load_curves(args.anchor, colorspace)
+            anchor = load_results(args.anchor, colorspace)
         except NoResultsError:
             continue
         tests = {}
         for source in args.tests:
             try:
-                curves = load_curves(source, colorspace)
+                curves = load_results(source, colorspace)
             except NoResultsError:
                 continue
             label = next(iter(curves.values())).label or Path(source).stem

@@ -87,7 +87,7 @@ def read_curve_csv(path: str | Path, label: str = "") -> dict[str, RDCurve]:
     }
 
 
-def load_curves(source: str | Path, colorspace: str | None = None, label: str | None = None) -> dict[str, RDCurve]:
+def load_results(source: str | Path, colorspace: str | None = None, label: str | None = None) -> dict[str, RDCurve]:
     """RD curves by test set from a results directory (every ``dataset.json`` under it), one ``dataset.json``,
     an anchor CSV or a folder of anchor CSVs. ``colorspace`` keeps only rgb or yuv420 results; it must be given
     when the directory holds both for one test set. ``label`` replaces the curves' labels."""

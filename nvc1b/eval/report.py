@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .bdrate import CurveError, bd_table, order_datasets
 from .channels import ChannelShare
-from .curves import NoResultsError, RDCurve, load_curves
+from .curves import NoResultsError, RDCurve, load_results
 from .figures import plot_channel_share, plot_rd_curves
 from .protocol import COLORSPACES
 from .reference import paper_tables
@@ -35,7 +35,7 @@ def _curves(sources: Sequence[str | Path], colorspace: str) -> dict[str, dict[st
     out: dict[str, dict[str, RDCurve]] = {}
     for source in sources:
         try:
-            curves = load_curves(source, colorspace)
+            curves = load_results(source, colorspace)
         except NoResultsError:
             continue
         label = next(iter(curves.values())).label or Path(source).name
