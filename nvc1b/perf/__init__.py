@@ -1,0 +1,1 @@
+"""Benchmarks and performance models (training step, coding speed, memory)."""
