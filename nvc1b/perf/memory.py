@@ -1,0 +1,299 @@
+"""Memory per GPU of one training step: model states by ZeRO stage (counted) plus activations (measured).
+
+Model states are parameter counts times bytes: fp32 weights, fp32 gradients, DeepSpeed's fp32 copy of the
+optimizer partition and AdamW's two moments, partitioned over ranks as the ZeRO stage says, plus the buffers
+DeepSpeed allocates at its default sizes. Activations are measured, not guessed: a short cascade of the real
+training clip (``ClipLoss``: I-frame, then P-frames with the stage's loss) runs forward and backward on the meta
+device while every storage created is counted until it is freed (``LiveMemory``); bf16 runs under an emulation of
+CUDA autocast (``EmulatedAutocast``). Growth per P-frame is read off the cascade, so any length T follows.
+
+Assumed, not measured: activations scale linearly with the micro-batch (checked by the tests), gradients are
+moved out of ``.grad`` as they are produced (ZeRO's reduce hooks), and a GPU can hand out ``USABLE_FRACTION`` of
+its memory to tensors (the rest: CUDA context, allocator fragmentation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+
+from ..config.model import ModelConfig
+from ..errors import ConfigError
+from ..model.codec import VideoCodec
+from ..model.counting import ParameterCount, count_parameters
+from ..model.quantization import LAMBDAS
+from .autocast import EmulatedAutocast, backward_under
+from .tracking import LiveMemory
+
+log = logging.getLogger(__name__)
+
+GIB = 2**30
+FP32 = 4
+Precision = Literal["fp32", "bf16"]
+USABLE_FRACTION = 0.92
+"""Share of a GPU's memory that tensors can use (the rest: CUDA context, cuDNN workspaces, fragmentation)."""
+FRAME_WEIGHTS = (0.5, 1.2, 0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class DeepSpeedBuffers:
+    """DeepSpeed defaults that allocate memory beside the model states (the engine's config leaves them as is)."""
+
+    reduce_bucket_elements: int = 500_000_000
+    """``reduce_bucket_size``: ZeRO-1/2 stage gradients in a contiguous fp32 bucket of this many elements."""
+    stage3_max_live_parameters: int = 1_000_000_000
+    """ZeRO-3 gathers at most this many parameters at a time (fp32 here: no DeepSpeed bf16 mode)."""
+
+
+@dataclass(frozen=True)
+class ModelStates:
+    """Bytes of model state one rank holds."""
+
+    weights: int
+    """fp32 parameters (all of them, frozen ones too; partitioned under ZeRO-3)."""
+    gradients: int
+    """fp32 gradients of the trainable parameters (partitioned from ZeRO-2 on)."""
+    master: int
+    """DeepSpeed's fp32 copy of this rank's optimizer partition."""
+    optimizer: int
+    """AdamW's exp_avg and exp_avg_sq of this rank's partition."""
+    buffers: int
+    """Reduce bucket (ZeRO-1/2) or gathered parameters and reduce bucket (ZeRO-3)."""
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.master + self.optimizer + self.buffers
+
+
+def _share(n: int, world_size: int) -> int:
+    return -(-n // world_size)
+
+
+def model_state_bytes(
+    params: int, trainable: int, zero_stage: int, world_size: int, buffers: DeepSpeedBuffers = DeepSpeedBuffers(),
+) -> ModelStates:
+    """Model states per rank for ``params`` parameters of which ``trainable`` are optimized."""
+    if zero_stage not in (0, 1, 2, 3) or world_size < 1:
+        raise ConfigError(f"ZeRO stage {zero_stage} on {world_size} ranks: stage must be 0..3 and ranks >= 1")
+    weights = FP32 * (_share(params, world_size) if zero_stage == 3 else params)
+    gradients = FP32 * (_share(trainable, world_size) if zero_stage >= 2 else trainable)
+    master = FP32 * _share(trainable, world_size) if zero_stage >= 1 else 0
+    optimizer = 2 * FP32 * (_share(trainable, world_size) if zero_stage >= 1 else trainable)
+    extra = 0
+    if zero_stage in (1, 2):
+        extra = FP32 * buffers.reduce_bucket_elements
+    elif zero_stage == 3:
+        extra = FP32 * (min(buffers.stage3_max_live_parameters, params) + buffers.reduce_bucket_elements)
+    return ModelStates(weights, gradients, master, optimizer, extra)
+
+
+@dataclass(frozen=True)
+class ClipMeasurement:
+    """Live bytes during one training clip at one micro-batch, measured on the meta device."""
+
+    frame_starts: tuple[int, ...]
+    """Live bytes as each P-frame starts (inputs and parameters excluded)."""
+    copy_starts: tuple[int, ...]
+    """Bytes of cached bf16 weight casts as each P-frame starts."""
+    forward_end: int
+    """Live bytes when the forward has returned the loss (weight casts still cached)."""
+    copies: int
+    """Bytes of cached bf16 weight casts at the end of the forward (0 in fp32)."""
+    peak: int
+    """Highest live count in the forward or the backward."""
+
+
+def _drop_grad(p: torch.Tensor) -> None:
+    p.grad = None  # as ZeRO's hooks do once a gradient is in the reduce bucket
+
+
+def measure_clip(
+    config: ModelConfig, frames: int, crop: int = 256, precision: Precision = "bf16", checkpoint: bool = False,
+    micro_batch: int = 1, loss: str = "all_T",
+) -> ClipMeasurement:
+    """Run one training clip (all six P-frame parts trained, the intra coder frozen) forward and backward on the
+    meta device and count every storage it creates until it is freed."""
+    from ..train.clip import ClipLoss, ClipSpec, set_trainable
+
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision '{precision}': choose fp32 or bf16")
+    if crop % 16 or crop <= 0:
+        raise ConfigError(f"crop {crop} is not a positive multiple of 16")
+    with torch.device("meta"):
+        codec = VideoCodec(config)
+    for p in set_trainable(codec, "All"):
+        p.register_post_accumulate_grad_hook(_drop_grad)
+    spec = ClipSpec(parts="All", loss=loss, frames=frames, lambdas=LAMBDAS, frame_weights=FRAME_WEIGHTS,
+                    checkpoint_frames=checkpoint, bf16=False)
+    model = ClipLoss(codec, spec)
+    live = LiveMemory()
+    autocast = EmulatedAutocast() if precision == "bf16" else None
+    starts: list[int] = []
+    copy_starts: list[int] = []
+    step = codec.inter_step
+
+    def marked_step(*args, **kwargs):
+        starts.append(live.current)
+        copy_starts.append(autocast.cached_bytes if autocast else 0)
+        return step(*args, **kwargs)
+
+    codec.inter_step = marked_step  # this instance only
+    clip = torch.empty(micro_batch, frames, 3, crop, crop, device="meta")
+    q_index = torch.zeros(micro_batch, device="meta")
+    with live:
+        with autocast or contextlib.nullcontext():
+            loss_value, _ = model(clip, q_index)
+        end, copies = live.current, (autocast.cached_bytes if autocast else 0)
+        if autocast:
+            autocast.caching = False  # autocast's region ends with the forward; recomputation casts afresh
+            autocast.clear_cache()
+            backward_under(autocast, loss_value)
+        else:
+            loss_value.backward()
+    return ClipMeasurement(tuple(starts), tuple(copy_starts), end, copies, live.peak)
+
+
+@dataclass(frozen=True)
+class ActivationProfile:
+    """Activation memory of a training clip at micro-batch 1, read off a measured 4-frame clip (I + 3 P)."""
+
+    crop: int
+    precision: str
+    checkpoint: bool
+    """Per-frame activation checkpointing (each P-frame recomputed in backward)."""
+    fixed: int
+    """Live when the first P-frame starts: what the I-frame leaves (its reference state)."""
+    first_frame: int
+    """Growth over the first P-frame (no long-term reference or latent prior yet)."""
+    frame: int
+    """Growth over each later P-frame: what autograd (or the checkpoint) keeps of it, and its loss terms."""
+    last_frame: int
+    """How much the last P-frame's growth differs from a middle one's (its state is not kept for a next frame)."""
+    transient: int
+    """Highest count above the end of the forward, in the forward or the backward (recomputation, gradients)."""
+    weight_copies: int
+    """bf16 casts of the weights that autocast caches for one forward (0 in fp32); independent of clip and batch."""
+
+    @classmethod
+    def from_clip(cls, m: ClipMeasurement, crop: int, precision: str, checkpoint: bool,
+                  micro_batch: int = 1) -> "ActivationProfile":
+        (s1, s2, s3), (c1, c2, c3) = m.frame_starts, m.copy_starts
+        b = micro_batch
+        middle = (s3 - s2) - (c3 - c2)
+        last = (m.forward_end - s3) - (m.copies - c3)
+        return cls(crop=crop, precision=precision, checkpoint=checkpoint, fixed=s1 // b,
+                   first_frame=((s2 - s1) - (c2 - c1)) // b, frame=middle // b, last_frame=(last - middle) // b,
+                   transient=(m.peak - m.forward_end) // b, weight_copies=m.copies)
+
+    def activation_bytes(self, frames: int, micro_batch: int = 1) -> int:
+        """Peak bytes of activations (everything but the input clip) of clips of ``frames`` frames."""
+        if frames < 2:
+            raise ValueError("a training clip with P-frames has at least 2 frames")
+        per_clip = self.fixed + self.first_frame + (frames - 2) * self.frame + self.last_frame + self.transient
+        return micro_batch * per_clip + self.weight_copies
+
+    def clip_bytes(self, frames: int, micro_batch: int = 1) -> int:
+        """Peak bytes of a training clip: activations plus the fp32 input clip itself."""
+        return self.activation_bytes(frames, micro_batch) + micro_batch * FP32 * 3 * self.crop**2 * frames
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def measure_activations(
+    config: ModelConfig, crop: int = 256, precision: Precision = "bf16", checkpoint: bool = False,
+) -> ActivationProfile:
+    """The activation profile of ``config``: a 4-frame clip at micro-batch 1 measured on the meta device."""
+    m = measure_clip(config, 4, crop, precision, checkpoint)
+    return ActivationProfile.from_clip(m, crop, precision, checkpoint)
+
+
+_PROFILES: dict[str, ActivationProfile] = {}
+
+
+def activation_profile(config: ModelConfig, crop: int, precision: Precision, checkpoint: bool) -> ActivationProfile:
+    """``measure_activations`` at micro-batch 1, remembered for the life of the process."""
+    key = json.dumps([config.model_dump(mode="json", exclude={"name", "description", "reference"}), crop,
+                      precision, checkpoint], sort_keys=True)
+    if key not in _PROFILES:
+        _PROFILES[key] = measure_activations(config, crop, precision, checkpoint)
+    return _PROFILES[key]
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Peak bytes one rank needs for one training step."""
+
+    states: ModelStates
+    activations: int
+    frames: int
+    micro_batch: int
+    crop: int
+    precision: str
+    checkpoint: bool
+    zero_stage: int
+    world_size: int
+
+    @property
+    def total(self) -> int:
+        return self.states.total + self.activations
+
+    def fits(self, gpu_memory_gb: float, usable: float = USABLE_FRACTION) -> bool:
+        return self.total <= usable * gpu_memory_gb * GIB
+
+    def as_json(self) -> dict:
+        return {**{k: v for k, v in asdict(self).items() if k != "states"}, "states": asdict(self.states),
+                "states_total": self.states.total, "total": self.total}
+
+
+def estimate_memory(
+    count: ParameterCount, profile: ActivationProfile, frames: int, micro_batch: int, zero_stage: int,
+    world_size: int, buffers: DeepSpeedBuffers = DeepSpeedBuffers(),
+) -> MemoryEstimate:
+    """Memory per rank of a stage training all six P-frame parts (the intra coder frozen) on clips of ``frames``."""
+    states = model_state_bytes(count.total + count.intra, count.total, zero_stage, world_size, buffers)
+    return MemoryEstimate(
+        states=states, activations=profile.clip_bytes(frames, micro_batch), frames=frames, micro_batch=micro_batch,
+        crop=profile.crop, precision=profile.precision, checkpoint=profile.checkpoint, zero_stage=zero_stage,
+        world_size=world_size,
+    )
+
+
+def longest_cascade(
+    count: ParameterCount, profile: ActivationProfile, micro_batch: int, zero_stage: int, world_size: int,
+    gpu_memory_gb: float, max_frames: int = 256,
+) -> int:
+    """The most frames per clip that fit in ``gpu_memory_gb`` (0 if not even 2 do), up to ``max_frames``."""
+    best = 0
+    for frames in range(2, max_frames + 1):
+        if not estimate_memory(count, profile, frames, micro_batch, zero_stage, world_size).fits(gpu_memory_gb):
+            break
+        best = frames
+    return best
+
+
+def largest_micro_batch(
+    count: ParameterCount, profile: ActivationProfile, frames: int, zero_stage: int, world_size: int,
+    gpu_memory_gb: float, max_batch: int = 256,
+) -> int:
+    """The largest micro-batch whose clips of ``frames`` frames fit (0 if micro-batch 1 does not)."""
+    best = 0
+    for batch in range(1, max_batch + 1):
+        if not estimate_memory(count, profile, frames, batch, zero_stage, world_size).fits(gpu_memory_gb):
+            break
+        best = batch
+    return best
+
+
+def config_memory(
+    config: ModelConfig, frames: int, micro_batch: int, crop: int, precision: Precision, checkpoint: bool,
+    zero_stage: int, world_size: int,
+) -> MemoryEstimate:
+    """Count, measure (cached) and combine: the memory per rank of training ``config``."""
+    profile = activation_profile(config, crop, precision, checkpoint)
+    return estimate_memory(count_parameters(config), profile, frames, micro_batch, zero_stage, world_size)
