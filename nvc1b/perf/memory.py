@@ -159,43 +159,81 @@ def measure_clip(
 
 
 @dataclass(frozen=True)
+class Linear:
+    """Bytes that grow linearly with the micro-batch: ``base + per_sample × micro_batch``."""
+
+    base: float
+    per_sample: float
+
+    def at(self, micro_batch: int) -> int:
+        return round(self.base + self.per_sample * micro_batch)
+
+    @classmethod
+    def fit(cls, points: list[tuple[int, int]]) -> "Linear":
+        """Through two (micro-batch, bytes) points; through the origin from one."""
+        if len(points) == 1:
+            (b, v), = points
+            return cls(0.0, v / b)
+        (b1, v1), (b2, v2) = points[:2]
+        slope = (v2 - v1) / (b2 - b1)
+        return cls(v1 - slope * b1, slope)
+
+
+@dataclass(frozen=True)
 class ActivationProfile:
-    """Activation memory of a training clip at micro-batch 1, read off a measured 4-frame clip (I + 3 P)."""
+    """Activation memory of a training clip, read off measured 4-frame clips (I + 3 P-frames): each term is
+    linear in the micro-batch (fitted through two measured micro-batches, or scaled from one)."""
 
     crop: int
     precision: str
     checkpoint: bool
     """Per-frame activation checkpointing (each P-frame recomputed in backward)."""
-    fixed: int
+    micro_batches: tuple[int, ...]
+    """The micro-batches that were measured."""
+    fixed: Linear
     """Live when the first P-frame starts: what the I-frame leaves (its reference state)."""
-    first_frame: int
+    first_frame: Linear
     """Growth over the first P-frame (no long-term reference or latent prior yet)."""
-    frame: int
+    frame: Linear
     """Growth over each later P-frame: what autograd (or the checkpoint) keeps of it, and its loss terms."""
-    last_frame: int
+    last_frame: Linear
     """How much the last P-frame's growth differs from a middle one's (its state is not kept for a next frame)."""
-    transient: int
+    transient: Linear
     """Highest count above the end of the forward, in the forward or the backward (recomputation, gradients)."""
     weight_copies: int
     """bf16 casts of the weights that autocast caches for one forward (0 in fp32); independent of clip and batch."""
+    two_frames: Linear | None = None
+    """Measured peak of a 2-frame clip, when checkpointing: its only recomputed frame is a first P-frame, smaller
+    than the later ones the per-frame terms describe."""
 
     @classmethod
-    def from_clip(cls, m: ClipMeasurement, crop: int, precision: str, checkpoint: bool,
-                  micro_batch: int = 1) -> "ActivationProfile":
-        (s1, s2, s3), (c1, c2, c3) = m.frame_starts, m.copy_starts
-        b = micro_batch
-        middle = (s3 - s2) - (c3 - c2)
-        last = (m.forward_end - s3) - (m.copies - c3)
-        return cls(crop=crop, precision=precision, checkpoint=checkpoint, fixed=s1 // b,
-                   first_frame=((s2 - s1) - (c2 - c1)) // b, frame=middle // b, last_frame=(last - middle) // b,
-                   transient=(m.peak - m.forward_end) // b, weight_copies=m.copies)
+    def from_clips(cls, clips: dict[int, ClipMeasurement], crop: int, precision: str, checkpoint: bool,
+                   two_frame_clips: dict[int, ClipMeasurement] | None = None) -> "ActivationProfile":
+        terms: dict[str, list[tuple[int, int]]] = {k: [] for k in ("fixed", "first", "frame", "last", "transient")}
+        for b, m in sorted(clips.items()):
+            (s1, s2, s3), (c1, c2, c3) = m.frame_starts, m.copy_starts
+            middle = (s3 - s2) - (c3 - c2)
+            terms["fixed"].append((b, s1))
+            terms["first"].append((b, (s2 - s1) - (c2 - c1)))
+            terms["frame"].append((b, middle))
+            terms["last"].append((b, (m.forward_end - s3) - (m.copies - c3) - middle))
+            terms["transient"].append((b, m.peak - m.forward_end))
+        fit = {k: Linear.fit(v) for k, v in terms.items()}
+        return cls(crop=crop, precision=precision, checkpoint=checkpoint, micro_batches=tuple(sorted(clips)),
+                   fixed=fit["fixed"], first_frame=fit["first"], frame=fit["frame"], last_frame=fit["last"],
+                   transient=fit["transient"], weight_copies=max(m.copies for m in clips.values()),
+                   two_frames=Linear.fit([(b, m.peak) for b, m in sorted(two_frame_clips.items())])
+                   if two_frame_clips else None)
 
     def activation_bytes(self, frames: int, micro_batch: int = 1) -> int:
         """Peak bytes of activations (everything but the input clip) of clips of ``frames`` frames."""
         if frames < 2:
             raise ValueError("a training clip with P-frames has at least 2 frames")
-        per_clip = self.fixed + self.first_frame + (frames - 2) * self.frame + self.last_frame + self.transient
-        return micro_batch * per_clip + self.weight_copies
+        b = micro_batch
+        if frames == 2 and self.two_frames is not None:
+            return self.two_frames.at(b)
+        return (self.fixed.at(b) + self.first_frame.at(b) + (frames - 2) * self.frame.at(b) + self.last_frame.at(b)
+                + self.transient.at(b) + self.weight_copies)
 
     def clip_bytes(self, frames: int, micro_batch: int = 1) -> int:
         """Peak bytes of a training clip: activations plus the fp32 input clip itself."""
@@ -207,21 +245,28 @@ class ActivationProfile:
 
 def measure_activations(
     config: ModelConfig, crop: int = 256, precision: Precision = "bf16", checkpoint: bool = False,
+    micro_batches: tuple[int, ...] = (1,),
 ) -> ActivationProfile:
-    """The activation profile of ``config``: a 4-frame clip at micro-batch 1 measured on the meta device."""
-    m = measure_clip(config, 4, crop, precision, checkpoint)
-    return ActivationProfile.from_clip(m, crop, precision, checkpoint)
+    """The activation profile of ``config`` from 4-frame clips measured on the meta device at each micro-batch
+    given (two make the micro-batch dependence exact, one scales it); with checkpointing, 2-frame clips too."""
+    if not 1 <= len(micro_batches) <= 2 or len(set(micro_batches)) != len(micro_batches):
+        raise ValueError("measure at one micro-batch or at two different ones")
+    clips = {b: measure_clip(config, 4, crop, precision, checkpoint, b) for b in micro_batches}
+    short = {b: measure_clip(config, 2, crop, precision, checkpoint, b) for b in micro_batches} if checkpoint else None
+    return ActivationProfile.from_clips(clips, crop, precision, checkpoint, short)
 
 
 _PROFILES: dict[str, ActivationProfile] = {}
 
 
-def activation_profile(config: ModelConfig, crop: int, precision: Precision, checkpoint: bool) -> ActivationProfile:
-    """``measure_activations`` at micro-batch 1, remembered for the life of the process."""
+def activation_profile(
+    config: ModelConfig, crop: int, precision: Precision, checkpoint: bool, micro_batches: tuple[int, ...] = (1,),
+) -> ActivationProfile:
+    """``measure_activations``, remembered for the life of the process."""
     key = json.dumps([config.model_dump(mode="json", exclude={"name", "description", "reference"}), crop,
-                      precision, checkpoint], sort_keys=True)
+                      precision, checkpoint, list(micro_batches)], sort_keys=True)
     if key not in _PROFILES:
-        _PROFILES[key] = measure_activations(config, crop, precision, checkpoint)
+        _PROFILES[key] = measure_activations(config, crop, precision, checkpoint, micro_batches)
     return _PROFILES[key]
 
 
@@ -295,5 +340,5 @@ def config_memory(
     zero_stage: int, world_size: int,
 ) -> MemoryEstimate:
     """Count, measure (cached) and combine: the memory per rank of training ``config``."""
-    profile = activation_profile(config, crop, precision, checkpoint)
+    profile = activation_profile(config, crop, precision, checkpoint, (micro_batch,))
     return estimate_memory(count_parameters(config), profile, frames, micro_batch, zero_stage, world_size)

@@ -9,7 +9,7 @@ from ..cluster.profile import ClusterProfile
 from ..cluster.submit import resolve_for_profile
 from ..perf.memory import GIB, USABLE_FRACTION, MemoryEstimate, activation_profile, estimate_memory
 from ..train.schedule import effective
-from .build import SweepModel
+from .build import SweepModel, preset_data
 from .runs import model_schedule
 from .spec import Sweep
 
@@ -54,7 +54,7 @@ def memory_settings(sweep: Sweep, profile: ClusterProfile) -> MemorySettings:
 
 def model_memory(model: SweepModel, settings: MemorySettings) -> MemoryEstimate:
     s = settings
-    profile = activation_profile(model.config, s.crop, s.precision, s.checkpoint)
+    profile = activation_profile(model.config, s.crop, s.precision, s.checkpoint, (s.micro_batch,))
     return estimate_memory(model.count, profile, s.frames, s.micro_batch, s.zero_stage, s.profile.world_size)
 
 
@@ -119,5 +119,6 @@ def plan_json(sweep: Sweep, rows: list[PlanRow], settings: MemorySettings | None
             "paper_total": m.spec.paper_total, "diff": m.paper_diff,
             "within_tolerance": None if m.paper_diff is None else abs(m.paper_diff) <= sweep.spec.tolerance,
             "solved": m.solved, "memory": row.memory.as_json() if row.memory else None,
+            "preset": preset_data(m),
         })
     return out
