@@ -3,6 +3,7 @@ grow linearly with the frames of the cascade, the crop area and the micro-batch,
 than the one measured; the autocast emulation keeps CUDA autocast's dtypes."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,13 +12,20 @@ import yaml
 
 from nvc1b.cli import main
 from nvc1b.config.model import load_preset
+from nvc1b.model.counting import count_parameters
 from nvc1b.perf.autocast import EmulatedAutocast
 from nvc1b.perf.memory import (
-    USABLE_FRACTION, DeepSpeedBuffers, activation_profile, estimate_memory, largest_micro_batch, longest_cascade,
-    measure_clip, model_state_bytes,
+    USABLE_FRACTION,
+    DeepSpeedBuffers,
+    activation_profile,
+    estimate_memory,
+    largest_micro_batch,
+    longest_cascade,
+    measure_clip,
+    model_state_bytes,
 )
-from nvc1b.model.counting import count_parameters
 
+ROOT = Path(__file__).resolve().parents[1]
 CROP = 32
 BATCHES = (1, 2)  # bf16 profiles are measured at two micro-batches, shared by the tests and `bench memory`
 
@@ -117,7 +125,7 @@ def test_emulated_autocast_follows_the_cuda_policy():
 
 
 def test_bench_memory_command(tmp_path, capsys):
-    profile = yaml.safe_load(open("cluster/a800x4.yaml"))
+    profile = yaml.safe_load((ROOT / "cluster" / "a800x4.yaml").read_text())
     profile.update(gpu_memory_gb=3.0, nodes=1, gpus_per_node=2, micro_batch=1)  # DeepSpeed buckets take 1.9
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(profile))
     args = ["bench", "memory", "--preset", "tiny", "--cluster", str(tmp_path / "small.yaml"), "--crop", "32",

@@ -13,8 +13,8 @@ import yaml
 
 from nvc1b.cli import main
 from nvc1b.config.model import ModelConfig, load_preset
-from nvc1b.model.counting import ParameterCount
 from nvc1b.errors import ConfigError
+from nvc1b.model.counting import ParameterCount
 from nvc1b.model.sizing import part_parameters
 from nvc1b.sweep.build import PartCounter, resolve_models, solve_target
 from nvc1b.sweep.spec import Solve, load_sweep

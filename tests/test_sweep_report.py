@@ -125,7 +125,7 @@ def test_a_run_root_keeps_one_preset_per_model_name(tmp_path):
     prepare_model(sweep, tmp_path, t0)  # the same model again: reused
     schedule = yaml.safe_load(model_run(tmp_path, "T0").schedule.read_text())
     assert schedule["preset"] == str(model_run(tmp_path, "T0").preset.resolve())
-    assert [s["name"] for s in schedule["stages"]][0] == "intra"
+    assert schedule["stages"][0]["name"] == "intra"
     impostor = t1.__class__(t1.spec.model_copy(update={"name": "T0"}), t1.config, t1.count)
     with pytest.raises(NvcError, match="holds a model 'T0' with a different preset"):
         prepare_model(sweep, tmp_path, impostor)

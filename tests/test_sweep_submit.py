@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers.slurm_cluster import Unavailable, start_local_slurm
 
 from nvc1b.cli import main
@@ -37,7 +36,7 @@ def test_dry_run_writes_each_chain_and_its_evaluation(tmp_path, capsys):
                f"--out {root.resolve() / model / 'eval' / 'synthetic'}" in script
         assert f"touch {root.resolve() / model / 'eval' / 'synthetic.done'}" in script
         assert "#SBATCH --gres=gpu:a800:1" in script
-        assert subprocess.run(["bash", "-n", str(slurm / "eval.sbatch")]).returncode == 0
+        assert subprocess.run(["bash", "-n", str(slurm / "eval.sbatch")], check=False).returncode == 0
     assert not (root / "jobs.json").exists()
 
 
@@ -92,4 +91,4 @@ def test_submission_chains_training_and_evaluation(slurm, tmp_path, capsys):
         assert lines == {"T0": "queued", "T1": "failed", "T2": "queued"}
         assert json.loads((root / "jobs.json").read_text()) == jobs
     finally:
-        subprocess.run(["scancel", "--user=root"], env=slurm.env(), capture_output=True)
+        subprocess.run(["scancel", "--user=root"], env=slurm.env(), capture_output=True, check=False)

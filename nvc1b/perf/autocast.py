@@ -9,7 +9,8 @@ of mixed precision run in the widest. Anything not listed keeps its input dtype,
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode

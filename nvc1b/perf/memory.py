@@ -169,7 +169,7 @@ class Linear:
         return round(self.base + self.per_sample * micro_batch)
 
     @classmethod
-    def fit(cls, points: list[tuple[int, int]]) -> "Linear":
+    def fit(cls, points: list[tuple[int, int]]) -> Linear:
         """Through two (micro-batch, bytes) points; through the origin from one."""
         if len(points) == 1:
             (b, v), = points
@@ -208,7 +208,7 @@ class ActivationProfile:
 
     @classmethod
     def from_clips(cls, clips: dict[int, ClipMeasurement], crop: int, precision: str, checkpoint: bool,
-                   two_frame_clips: dict[int, ClipMeasurement] | None = None) -> "ActivationProfile":
+                   two_frame_clips: dict[int, ClipMeasurement] | None = None) -> ActivationProfile:
         terms: dict[str, list[tuple[int, int]]] = {k: [] for k in ("fixed", "first", "frame", "last", "transient")}
         for b, m in sorted(clips.items()):
             (s1, s2, s3), (c1, c2, c3) = m.frame_starts, m.copy_starts

@@ -9,7 +9,13 @@ from ..cluster.profile import ClusterProfile
 from ..config.model import ModelConfig
 from ..model.counting import ParameterCount, count_parameters
 from .memory import (
-    GIB, USABLE_FRACTION, ActivationProfile, Precision, activation_profile, estimate_memory, largest_micro_batch,
+    GIB,
+    USABLE_FRACTION,
+    ActivationProfile,
+    Precision,
+    activation_profile,
+    estimate_memory,
+    largest_micro_batch,
     longest_cascade,
 )
 
@@ -77,11 +83,11 @@ def render_memory_table(t: MemoryTable) -> str:
     s = t.estimate(2, False).states
     limit = USABLE_FRACTION * c.gpu_memory_gb
     lines = [
-        f"memory model: preset {t.config.name} ({t.count.total / 1e6:.1f}M P-frame + {t.count.intra / 1e6:.1f}M intra "
-        f"parameters) on {c.name} ({c.world_size} ranks x {c.gpu_memory_gb:g} GiB, {limit:.1f} GiB usable), "
-        f"ZeRO-{t.zero_stage}, micro-batch {t.micro_batch}, {p0.crop}x{p0.crop} crops, {p0.precision}",
-        f"model states per GPU (counted): weights {_gib(s.weights)} + gradients {_gib(s.gradients)} + fp32 master "
-        f"{_gib(s.master)} + AdamW {_gib(s.optimizer)} + DeepSpeed buffers {_gib(s.buffers)} = {_gib(s.total)} GiB",
+        (f"memory model: preset {t.config.name} ({t.count.total / 1e6:.1f}M P-frame + {t.count.intra / 1e6:.1f}M "
+         f"intra parameters) on {c.name} ({c.world_size} ranks x {c.gpu_memory_gb:g} GiB, {limit:.1f} GiB usable), "
+         f"ZeRO-{t.zero_stage}, micro-batch {t.micro_batch}, {p0.crop}x{p0.crop} crops, {p0.precision}"),
+        (f"model states per GPU (counted): weights {_gib(s.weights)} + gradients {_gib(s.gradients)} + fp32 master "
+         f"{_gib(s.master)} + AdamW {_gib(s.optimizer)} + DeepSpeed buffers {_gib(s.buffers)} = {_gib(s.total)} GiB"),
         "activations of a clip at micro-batch 1 (measured on the meta device at micro-batches 1 and 2), GiB:",
     ]
     for ck in (False, True):

@@ -27,12 +27,13 @@ Evaluate = Callable[[Path, Path, Path], None]
 
 def eval_command(checkpoint: Path, dataset: Path, out: Path, python: str = sys.executable) -> list[str]:
     """The evaluation of one model on one test set, as the SLURM job and a local sweep run it."""
-    return [python, "-m", "nvc1b", "eval", "--checkpoint", str(checkpoint), "--dataset", str(dataset), "--out", str(out)]
+    return [python, "-m", "nvc1b", "eval", "--checkpoint", str(checkpoint), "--dataset", str(dataset),
+            "--out", str(out)]
 
 
 def run_eval_command(checkpoint: Path, dataset: Path, out: Path) -> None:
     """``Evaluate`` through the ``nvc1b eval`` command, in a child process."""
-    proc = subprocess.run(eval_command(checkpoint, dataset, out), capture_output=True, text=True)
+    proc = subprocess.run(eval_command(checkpoint, dataset, out), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         raise NvcError(f"nvc1b eval on {dataset.name} failed (exit {proc.returncode}): "

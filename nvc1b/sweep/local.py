@@ -74,7 +74,7 @@ def _evaluate(run: ModelRun, datasets: list[Path], evaluate: Evaluate, outcome: 
             continue
         try:
             evaluate(checkpoint, dataset, run.eval_out(dataset))
-        except Exception as exc:  # noqa: BLE001 - the evaluator is outside the sweep: report its failure, go on
+        except Exception as exc:  # the evaluator is outside the sweep: report its failure and go on
             log.exception("model %s: evaluation on %s failed", outcome.model, dataset.name)
             outcome.evaluations[dataset.stem] = "failed"
             outcome.error = f"{dataset.stem}: {exc}".splitlines()[0]

@@ -36,7 +36,8 @@ class MemorySettings:
     def describe(self) -> str:
         p = self.profile
         hardware = f"{p.nodes} x {p.gpus_per_node} GPUs of {p.gpu_memory_gb:g} GiB" if p.gpus_per_node else "CPU"
-        return (f"memory per GPU on {p.name} ({hardware}, {p.world_size} ranks): ZeRO-{self.zero_stage}, micro-batch "
+        ranks = f"{p.world_size} rank{'s' if p.world_size > 1 else ''}"
+        return (f"memory per GPU on {p.name} ({hardware}, {ranks}): ZeRO-{self.zero_stage}, micro-batch "
                 f"{self.micro_batch}, {self.crop}x{self.crop} crops, {self.frames} frames, {self.precision}, "
                 f"per-frame checkpointing {'on' if self.checkpoint else 'off'}")
 
@@ -76,8 +77,10 @@ def _millions(n: float) -> str:
 def render_plan(sweep: Sweep, rows: list[PlanRow], settings: MemorySettings | None = None) -> str:
     spec = sweep.spec
     lines = [f"sweep {spec.name} ({sweep.path.name})" + (f": {spec.description}" if spec.description else "")]
+    paper = any(m.paper_total for m in spec.models)
     lines.append(f"base {spec.base}, schedule {spec.schedule}" + (f" stages {spec.stages}" if spec.stages else "")
-                 + f", baseline {spec.baseline}, tolerance ±{spec.tolerance:.0%} against the paper's totals")
+                 + f", baseline {spec.baseline}"
+                 + (f", tolerance ±{spec.tolerance:.0%} against the paper's totals ('!': outside)" if paper else ""))
     if settings:
         lines.append(settings.describe())
     parts = "".join(f"{a:>8}" for a in PART_ABBREVIATIONS.values())
@@ -96,7 +99,8 @@ def render_plan(sweep: Sweep, rows: list[PlanRow], settings: MemorySettings | No
             memory = f"{row.memory.total / GIB:>9.1f}GiB" + (" " if fits else "!")
         solved = ", ".join(f"{k}={v}" for k, v in m.solved.items())
         lines.append(f"{m.name:<8}{_millions(m.total):>10}{paper:>10}{diff:>9}  |{cells} |{memory}  {solved}")
-    lines.append("parts in millions: " + ", ".join(f"{a} = {p.replace('_', ' ')}" for p, a in PART_ABBREVIATIONS.items()))
+    legend = ", ".join(f"{a} = {p.replace('_', ' ')}" for p, a in PART_ABBREVIATIONS.items())
+    lines.append(f"parts in millions: {legend}")
     if settings and settings.profile.gpus_per_node:
         lines.append(f"'!' after the memory: more than {USABLE_FRACTION:.0%} of {settings.profile.gpu_memory_gb:g} GiB")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
 
@@ -25,11 +25,11 @@ class Solve(Strict):
 
     key: str = Field(min_length=1)
     """Dotted knob, list items by index: 'motion_codec.channels', 'contextual_codec.channels.2'."""
-    part: Optional[PartName] = None
+    part: PartName | None = None
     """The part whose parameters the knob changes (default: the key's first component)."""
-    target: Optional[PositiveFloat] = None
+    target: PositiveFloat | None = None
     """Parameters of the part."""
-    total: Optional[PositiveFloat] = None
+    total: PositiveFloat | None = None
     """Parameters of the P-frame model (the six parts); the other parts stay as they are."""
     multiple: PositiveInt = 8
     """The knob is a multiple of this."""
@@ -39,7 +39,7 @@ class Solve(Strict):
     """Largest value tried."""
 
     @model_validator(mode="after")
-    def _one_target(self) -> "Solve":
+    def _one_target(self) -> Solve:
         if (self.target is None) == (self.total is None):
             raise ValueError("give exactly one of 'target' (parameters of the part) and 'total' (of the model)")
         if self.part is None and self.key.split(".")[0] not in PARTS:
@@ -60,13 +60,13 @@ class ModelSpec(Strict):
     """Model name (M7), used for run directories and in tables."""
     description: str = ""
     """What was changed, in words."""
-    extends: Optional[str] = None
+    extends: str | None = None
     """An earlier model this one starts from (default: the base preset)."""
     set: dict[str, Any] = {}
     """Knob changes applied in order, dotted keys: {'contextual_codec.blocks': [1, 1, 2, 2]}."""
     solve: list[Solve] = []
     """Parameter targets met after the changes, in order, each by solving one knob."""
-    paper_total: Optional[PositiveFloat] = None
+    paper_total: PositiveFloat | None = None
     """The published parameter count this model is built to match (checked by `sweep plan`)."""
     figures: list[str] = []
     """Figures (ids from the spec's `figures`) this model is plotted in."""
@@ -93,7 +93,7 @@ class SweepSpec(Strict):
     """Preset every model starts from: a name (sdd-21m) or a preset YAML path."""
     schedule: str
     """Training schedule of every model (its `preset` is replaced by the model's)."""
-    stages: Optional[str] = None
+    stages: str | None = None
     """Stages of the schedule to train, 'A..B' by name or index (default: all)."""
     overrides: dict[str, Any] = {}
     """Schedule settings changed for the sweep (crop, global_batch, data, ...)."""
@@ -107,7 +107,7 @@ class SweepSpec(Strict):
     models: list[ModelSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _references(self) -> "SweepSpec":
+    def _references(self) -> SweepSpec:
         seen: set[str] = set()
         for i, m in enumerate(self.models):
             if m.name in seen:
