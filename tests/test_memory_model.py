@@ -13,7 +13,7 @@ import yaml
 from nvc1b.cli import main
 from nvc1b.config.model import load_preset
 from nvc1b.model.counting import count_parameters
-from nvc1b.perf.autocast import EmulatedAutocast
+from nvc1b.perf.emulation import GpuEmulation
 from nvc1b.perf.memory import (
     USABLE_FRACTION,
     DeepSpeedBuffers,
@@ -111,7 +111,7 @@ def test_micro_batch_dependence_is_fitted_through_two_batches(tiny):
 def test_emulated_autocast_follows_the_cuda_policy():
     conv = torch.nn.Conv2d(4, 8, 3, padding=1)
     x = torch.rand(1, 4, 8, 8)
-    with EmulatedAutocast() as autocast:
+    with GpuEmulation() as autocast:
         y = conv(x)
         z = conv(x * 2)
         norm = F.layer_norm(y, (8,))
@@ -122,6 +122,28 @@ def test_emulated_autocast_follows_the_cuda_policy():
     assert norm.dtype == soft.dtype == up.dtype == warped.dtype == torch.float32
     assert autocast.cached_bytes == 2 * (conv.weight.numel() + conv.bias.numel())  # cast once, reused
     assert conv(x).dtype == torch.float32  # nothing changes outside
+
+
+def _saved_shapes(attention) -> list[tuple]:
+    q, k, v = (torch.empty(6, 2, 64, 32, device="meta", requires_grad=True) for _ in range(3))
+    mask = torch.zeros(6, 2, 64, 64, device="meta")
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(tuple(t.shape)) or t, lambda t: t):
+        assert attention(q, k, v, mask).shape == (6, 2, 64, 32)
+    return saved
+
+
+def test_attention_keeps_what_the_fused_kernel_keeps():
+    def fused(q, k, v, mask):
+        with GpuEmulation(dtype=None):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    def math(q, k, v, mask):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    kept = _saved_shapes(fused)  # q, k, v, output, mask, log-sum-exp (and the kernel's two RNG scalars)
+    assert sorted(s for s in kept if s) == sorted([(6, 2, 64, 32)] * 4 + [(6, 2, 64, 64), (6, 2, 64)])
+    assert any(s[-2:] == (64, 64) and s != (6, 2, 64, 64) for s in _saved_shapes(math))  # probabilities kept
 
 
 def test_bench_memory_command(tmp_path, capsys):

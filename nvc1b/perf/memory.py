@@ -4,17 +4,17 @@ Model states are parameter counts times bytes: fp32 weights, fp32 gradients, Dee
 optimizer partition and AdamW's two moments, partitioned over ranks as the ZeRO stage says, plus the buffers
 DeepSpeed allocates at its default sizes. Activations are measured, not guessed: a short cascade of the real
 training clip (``ClipLoss``: I-frame, then P-frames with the stage's loss) runs forward and backward on the meta
-device while every storage created is counted until it is freed (``LiveMemory``); bf16 runs under an emulation of
-CUDA autocast (``EmulatedAutocast``). Growth per P-frame is read off the cascade, so any length T follows.
+device while every storage created is counted until it is freed (``LiveMemory``), with the GPU's autocast and
+fused attention emulated (``GpuEmulation``). Growth per P-frame is read off the cascade, so any length T follows.
 
-Assumed, not measured: activations scale linearly with the micro-batch (checked by the tests), gradients are
-moved out of ``.grad`` as they are produced (ZeRO's reduce hooks), and a GPU can hand out ``USABLE_FRACTION`` of
-its memory to tensors (the rest: CUDA context, allocator fragmentation).
+Assumed, not measured: each term is linear in the micro-batch (fitted through two measured micro-batches, or
+scaled from one), gradients leave ``.grad`` as they are produced (ZeRO's reduce hooks), all six P-frame parts
+are trained (the most a stage trains), and a GPU can hand out ``USABLE_FRACTION`` of its memory to tensors (the
+rest: CUDA context, cuDNN workspaces, allocator fragmentation). Kernel workspaces are not counted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..model.codec import VideoCodec
 from ..model.counting import ParameterCount, count_parameters
 from ..model.quantization import LAMBDAS
-from .autocast import EmulatedAutocast, backward_under
+from .emulation import GpuEmulation, backward_under
 from .tracking import LiveMemory
 
 log = logging.getLogger(__name__)
@@ -132,29 +132,26 @@ def measure_clip(
                     checkpoint_frames=checkpoint, bf16=False)
     model = ClipLoss(codec, spec)
     live = LiveMemory()
-    autocast = EmulatedAutocast() if precision == "bf16" else None
+    gpu = GpuEmulation(torch.bfloat16 if precision == "bf16" else None)
     starts: list[int] = []
     copy_starts: list[int] = []
     step = codec.inter_step
 
     def marked_step(*args, **kwargs):
         starts.append(live.current)
-        copy_starts.append(autocast.cached_bytes if autocast else 0)
+        copy_starts.append(gpu.cached_bytes)
         return step(*args, **kwargs)
 
     codec.inter_step = marked_step  # this instance only
     clip = torch.empty(micro_batch, frames, 3, crop, crop, device="meta")
     q_index = torch.zeros(micro_batch, device="meta")
     with live:
-        with autocast or contextlib.nullcontext():
+        with gpu:
             loss_value, _ = model(clip, q_index)
-        end, copies = live.current, (autocast.cached_bytes if autocast else 0)
-        if autocast:
-            autocast.caching = False  # autocast's region ends with the forward; recomputation casts afresh
-            autocast.clear_cache()
-            backward_under(autocast, loss_value)
-        else:
-            loss_value.backward()
+        end, copies = live.current, gpu.cached_bytes
+        gpu.caching = False  # autocast's region ends with the forward; recomputation casts afresh
+        gpu.clear_cache()
+        backward_under(gpu, loss_value)
     return ClipMeasurement(tuple(starts), tuple(copy_starts), end, copies, live.peak)
 
 
@@ -245,14 +242,17 @@ class ActivationProfile:
 
 def measure_activations(
     config: ModelConfig, crop: int = 256, precision: Precision = "bf16", checkpoint: bool = False,
-    micro_batches: tuple[int, ...] = (1,),
+    micro_batches: tuple[int, ...] = (1,), two_frame_clips: bool = True,
 ) -> ActivationProfile:
     """The activation profile of ``config`` from 4-frame clips measured on the meta device at each micro-batch
-    given (two make the micro-batch dependence exact, one scales it); with checkpointing, 2-frame clips too."""
+    given (two make the micro-batch dependence exact, one scales it); with checkpointing, 2-frame clips too
+    (unless ``two_frame_clips`` is off: clips of 2 frames are then over-estimated)."""
     if not 1 <= len(micro_batches) <= 2 or len(set(micro_batches)) != len(micro_batches):
         raise ValueError("measure at one micro-batch or at two different ones")
     clips = {b: measure_clip(config, 4, crop, precision, checkpoint, b) for b in micro_batches}
-    short = {b: measure_clip(config, 2, crop, precision, checkpoint, b) for b in micro_batches} if checkpoint else None
+    short = None
+    if checkpoint and two_frame_clips:
+        short = {b: measure_clip(config, 2, crop, precision, checkpoint, b) for b in micro_batches}
     return ActivationProfile.from_clips(clips, crop, precision, checkpoint, short)
 
 
@@ -261,12 +261,13 @@ _PROFILES: dict[str, ActivationProfile] = {}
 
 def activation_profile(
     config: ModelConfig, crop: int, precision: Precision, checkpoint: bool, micro_batches: tuple[int, ...] = (1,),
+    two_frame_clips: bool = True,
 ) -> ActivationProfile:
     """``measure_activations``, remembered for the life of the process."""
     key = json.dumps([config.model_dump(mode="json", exclude={"name", "description", "reference"}), crop,
-                      precision, checkpoint, list(micro_batches)], sort_keys=True)
+                      precision, checkpoint, list(micro_batches), two_frame_clips], sort_keys=True)
     if key not in _PROFILES:
-        _PROFILES[key] = measure_activations(config, crop, precision, checkpoint, micro_batches)
+        _PROFILES[key] = measure_activations(config, crop, precision, checkpoint, micro_batches, two_frame_clips)
     return _PROFILES[key]
 
 

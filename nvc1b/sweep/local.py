@@ -96,9 +96,12 @@ def run_sweep_local(
     for model in models:
         start = time.perf_counter()
         outcome = ModelOutcome(model.name)
-        run = prepare_model(sweep, run_root, model, steps)
         log.info("sweep %s: model %s (%.2fM parameters)", sweep.spec.name, model.name, model.total / 1e6)
-        if _train(run, outcome, data) and evaluate is not None:
+        try:
+            run = prepare_model(sweep, run_root, model, steps)
+        except NvcError as exc:
+            outcome.training, outcome.error, run = "failed", str(exc), None
+        if run is not None and _train(run, outcome, data) and evaluate is not None:
             _evaluate(run, sweep.datasets, evaluate, outcome)
         outcome.seconds = time.perf_counter() - start
         if outcome.failed:

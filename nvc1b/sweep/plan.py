@@ -55,7 +55,7 @@ def memory_settings(sweep: Sweep, profile: ClusterProfile) -> MemorySettings:
 
 def model_memory(model: SweepModel, settings: MemorySettings) -> MemoryEstimate:
     s = settings
-    profile = activation_profile(model.config, s.crop, s.precision, s.checkpoint, (s.micro_batch,))
+    profile = activation_profile(model.config, s.crop, s.precision, s.checkpoint, (s.micro_batch,), s.frames == 2)
     return estimate_memory(model.count, profile, s.frames, s.micro_batch, s.zero_stage, s.profile.world_size)
 
 

@@ -1,10 +1,14 @@
-"""CUDA bf16 autocast, re-enacted at the torch-function level so that a forward pass on the meta device
-(where torch.autocast does nothing) keeps the same dtypes, and autograd saves the same tensors, as on a GPU.
+"""A GPU's choices, re-enacted at the torch-function level, so that a forward pass on the meta device keeps the
+dtypes and autograd saves the tensors it would on a GPU: CUDA bf16 autocast (torch.autocast does nothing on the
+meta device) and the fused attention kernel (the meta device would run the math path, which keeps the
+attention probabilities).
 
-The op lists follow torch's CUDA autocast policy (aten/src/ATen/autocast_mode.cpp): matrix products,
+The autocast op lists follow torch's CUDA policy (aten/src/ATen/autocast_mode.cpp): matrix products,
 convolutions and attention run in bf16 (fp32 weights are cast once per forward and the casts cached);
 exponentials, logarithms, powers, norms, losses, softmax and up-sampling run in fp32; ops with several inputs
-of mixed precision run in the widest. Anything not listed keeps its input dtype, as under autocast.
+of mixed precision run in the widest. Anything not listed keeps its input dtype, as under autocast. Attention
+with a mask (the Swin blocks) runs as CUDA's memory-efficient kernel, which keeps q, k, v, the mask, the output
+and its log-sum-exp for backward.
 """
 
 from __future__ import annotations
@@ -39,14 +43,15 @@ def _is_castable(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and t.dtype in (torch.float32, torch.float16, torch.bfloat16)
 
 
-class EmulatedAutocast(TorchFunctionMode):
-    """``with EmulatedAutocast():`` behaves like ``torch.autocast('cuda', torch.bfloat16)`` on any device.
+class GpuEmulation(TorchFunctionMode):
+    """``with GpuEmulation():`` behaves like ``torch.autocast('cuda', torch.bfloat16)`` with CUDA's fused attention,
+    on any device; ``GpuEmulation(dtype=None)`` only swaps in the fused attention (fp32 training).
 
     Casts of fp32 leaf tensors that require grad (the weights) are cached while ``caching`` is on, as autocast
     caches them for one forward; ``cached_bytes`` is what those copies occupy.
     """
 
-    def __init__(self, dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, dtype: torch.dtype | None = torch.bfloat16):
         super().__init__()
         self.dtype = dtype
         self.caching = True
@@ -73,6 +78,13 @@ class EmulatedAutocast(TorchFunctionMode):
     def __torch_function__(self, func: Callable, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
+        if self.dtype is not None:
+            args, kwargs = self._autocast(name, args, kwargs)
+        if name == "scaled_dot_product_attention":
+            return _efficient_attention(*args, **kwargs)
+        return func(*args, **kwargs)
+
+    def _autocast(self, name: str, args, kwargs):
         if name in LOWER_PRECISION:
             args, kwargs = tree_map(lambda t: self._cast(t, self.dtype), (args, kwargs))
         elif name in FP32:
@@ -85,10 +97,25 @@ class EmulatedAutocast(TorchFunctionMode):
             if floats:
                 widest = max((t.dtype for t in floats), key=lambda d: torch.finfo(d).bits)
                 args, kwargs = tree_map(lambda t: self._cast(t, widest), (args, kwargs))
-        return func(*args, **kwargs)
+        return args, kwargs
 
 
-def backward_under(mode: EmulatedAutocast, loss: torch.Tensor) -> None:
+def _efficient_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                         enable_gqa=False):
+    """F.scaled_dot_product_attention as CUDA's memory-efficient kernel computes it (and saves for backward)."""
+    if enable_gqa:
+        raise NotImplementedError("grouped-query attention is not emulated")
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill(~attn_mask, float("-inf"))
+    if attn_mask is not None:
+        attn_mask = attn_mask.to(query.dtype).expand(query.shape[0], query.shape[1], query.shape[2], key.shape[2])
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+    out = torch.ops.aten._scaled_dot_product_efficient_attention(
+        query, key, value, attn_mask, needs_grad, dropout_p, is_causal, scale=scale)
+    return out[0]
+
+
+def backward_under(mode: GpuEmulation, loss: torch.Tensor) -> None:
     """``loss.backward()`` with ``mode`` active, so that checkpointed regions recompute under the emulation too.
 
     ``Tensor.backward`` is itself a torch function: a mode handling it is off while it runs. The autograd engine
