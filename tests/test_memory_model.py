@@ -108,6 +108,16 @@ def test_micro_batch_dependence_is_fitted_through_two_batches(tiny):
     assert profile.activation_bytes(5, 3) == pytest.approx(measured, rel=0.01)
 
 
+def test_profiles_are_kept_on_disk(tiny):
+    from nvc1b.perf import memory
+    from nvc1b.perf.cache import cache_dir
+
+    profile = activation_profile(tiny, CROP, "fp32", False)
+    assert any(cache_dir().glob("*.json"))
+    memory._PROFILES.clear()  # as in a new process
+    assert activation_profile(tiny, CROP, "fp32", False) == profile
+
+
 def test_emulated_autocast_follows_the_cuda_policy():
     conv = torch.nn.Conv2d(4, 8, 3, padding=1)
     x = torch.rand(1, 4, 8, 8)

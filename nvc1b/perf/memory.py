@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..model.codec import VideoCodec
 from ..model.counting import ParameterCount, count_parameters
 from ..model.quantization import LAMBDAS
+from .cache import load_entry, store_entry
 from .emulation import GpuEmulation, backward_under
 from .tracking import LiveMemory
 
@@ -239,6 +240,11 @@ class ActivationProfile:
     def as_json(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict) -> "ActivationProfile":
+        linear = {k: Linear(**v) for k, v in data.items() if isinstance(v, dict)}
+        return cls(**{**data, **linear, "micro_batches": tuple(data["micro_batches"])})
+
 
 def measure_activations(
     config: ModelConfig, crop: int = 256, precision: Precision = "bf16", checkpoint: bool = False,
@@ -263,11 +269,16 @@ def activation_profile(
     config: ModelConfig, crop: int, precision: Precision, checkpoint: bool, micro_batches: tuple[int, ...] = (1,),
     two_frame_clips: bool = True,
 ) -> ActivationProfile:
-    """``measure_activations``, remembered for the life of the process."""
+    """``measure_activations``, remembered for the life of the process and on disk (``nvc1b.perf.cache``)."""
     key = json.dumps([config.model_dump(mode="json", exclude={"name", "description", "reference"}), crop,
                       precision, checkpoint, list(micro_batches), two_frame_clips], sort_keys=True)
     if key not in _PROFILES:
-        _PROFILES[key] = measure_activations(config, crop, precision, checkpoint, micro_batches, two_frame_clips)
+        stored = load_entry(key)
+        if stored is not None:
+            _PROFILES[key] = ActivationProfile.from_json(stored)
+        else:
+            _PROFILES[key] = measure_activations(config, crop, precision, checkpoint, micro_batches, two_frame_clips)
+            store_entry(key, _PROFILES[key].as_json())
     return _PROFILES[key]
 
 
