@@ -102,8 +102,11 @@ def solve_target(config: ModelConfig, solve: Solve, counter: PartCounter, where:
                 f"{where}: solve '{solve.key}': total {solve.total:,.0f} is below the other parts' "
                 f"{count.total - count.parts[part]:,} parameters"
             )
-    low, high = _bracket(config, solve, part, target, current, counter)
-    solved, n = solve_width(config, part, solve.key, target, solve.multiple, low, high)
+    try:
+        low, high = _bracket(config, solve, part, target, current, counter)
+        solved, n = solve_width(config, part, solve.key, target, solve.multiple, low, high)
+    except ConfigError as exc:  # a value on the way is not a valid preset (e.g. a multiple that breaks a rule)
+        raise ConfigError(f"{where}: solve '{solve.key}': {str(exc).split(': ', 1)[-1]}") from None
     miss = n / target - 1 if solve.target is not None else (n - target) / solve.total
     if abs(miss) > 0.01:
         log.warning("%s: solving %s missed its target by %+.2f%% (multiple %d)", where, solve.key, 100 * miss,
