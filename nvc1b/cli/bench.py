@@ -1,4 +1,4 @@
-"""``nvc1b bench``: benchmarks, one sub-command each (data loading, training step, coding speed)."""
+"""``nvc1b bench``: benchmarks and models of the machine's limits (data, train, codec, memory)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     codec.add_argument("--json", action="store_true")
     codec.set_defaults(func=run_codec)
 
+    memory = kinds.add_parser("memory", help="memory per GPU of training a preset on a cluster profile: longest "
+                                             "cascade and micro-batch that fit (meta device, no GPU needed)")
+    memory.add_argument("--preset", required=True, help="preset name or preset YAML path")
+    memory.add_argument("--cluster", required=True, type=Path, help="cluster profile (cluster/*.yaml)")
+    memory.add_argument("--crop", type=int, default=256, help="crop size (default 256)")
+    memory.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="default bf16 (autocast)")
+    memory.add_argument("--micro-batch", type=int, help="clips per GPU (default: the profile's, else 1)")
+    memory.add_argument("--zero-stage", type=int, choices=(1, 2, 3), help="default: the profile's, else 2")
+    memory.add_argument("--frames", type=int, nargs="+", default=[2, 3, 4, 6, 8, 16, 32],
+                        help="cascade lengths to tabulate (default 2 3 4 6 8 16 32)")
+    memory.add_argument("--json", action="store_true", help="print the table as JSON")
+    memory.set_defaults(func=run_memory)
+
 
 def run_data(args: argparse.Namespace) -> int:
     if (args.vimeo is None) != (args.manifest is None):
@@ -85,4 +98,21 @@ def run_codec(args: argparse.Namespace) -> int:
 
     rows = benchmark_codec(args.preset, *parse_size(args.size), args.threads, args.device, args.frames)
     print(json.dumps(rows, indent=1) if args.json else render_codec(rows))
+
+def run_memory(args: argparse.Namespace) -> int:
+    import json
+
+    from ..cluster.profile import load_profile
+    from ..config.model import load_preset
+    from ..errors import ConfigError
+    from ..perf.memory_table import build_memory_table, render_memory_table
+
+    cluster = load_profile(args.cluster)
+    if not cluster.gpu_memory_gb:
+        raise ConfigError(f"{args.cluster}: key 'gpu_memory_gb' is not set: no GPU memory to plan for")
+    if any(f < 2 for f in args.frames):
+        raise ConfigError("--frames: a training clip with P-frames has at least 2 frames")
+    table = build_memory_table(load_preset(args.preset), cluster, args.crop, args.precision, args.micro_batch,
+                               args.zero_stage, tuple(args.frames))
+    print(json.dumps(table.as_json()) if args.json else render_memory_table(table))
     return 0

@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..errors import NvcError
-from . import bench, cluster, coding, data, params, train
+from . import bench, cluster, coding, data, params, sweep, train
 
 
-COMMANDS = (params, data, train, cluster, bench, coding)
+COMMANDS = (params, data, train, cluster, bench, coding, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
