@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nvc1b.coding import decode_sequence, encode_sequence, load_coding_model
+from nvc1b.coding import load_coding_model
 from nvc1b.coding.entropy import SymbolDecoder, SymbolEncoder
 from nvc1b.config.model import load_preset
 from nvc1b.data.video import parse_size
 from nvc1b.model import VideoCodec
 from nvc1b.model.export import save_model
 from nvc1b.model.quadtree import quadtree_masks
+from nvc1b.perf.codec_bench import benchmark_codec
 
 
 def synthetic_latent(channels: int, height: int, width: int, log_scale: tuple[float, float], seed: int = 0):
@@ -71,25 +72,6 @@ def throughput(codec, channels: int, regime: str, log_scale: tuple[float, float]
     }
 
 
-def frame_times(preset: str, width: int, height: int, folder: Path, threads: int) -> list[dict]:
-    torch.manual_seed(0)
-    path = save_model(VideoCodec(load_preset(preset)), folder / f"{preset}.safetensors")
-    codec = load_coding_model(path)
-    g = torch.Generator().manual_seed(1)
-    clip = torch.nn.functional.avg_pool2d(torch.rand(3, 3, height, width, generator=g), 9, 1, 4)
-    encode_sequence(codec, clip[:1], q_index=1, cpu_threads=threads)  # warm-up (oneDNN primitive creation)
-    encoded = encode_sequence(codec, clip[1:], q_index=1, cpu_threads=threads, keep_reconstruction=False)
-    decoded = decode_sequence(codec, encoded.stream)
-    rows = []
-    for enc, dec in zip(encoded.frames, decoded.stats):
-        rows.append({
-            "preset": preset, "size": f"{width}x{height}", "frame": enc.frame_type, "bytes": enc.bytes,
-            "encode_s": enc.seconds, "encode_network_s": enc.network_seconds, "encode_entropy_s": enc.entropy_seconds,
-            "decode_s": dec.seconds, "decode_network_s": dec.network_seconds, "decode_entropy_s": dec.entropy_seconds,
-        })
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--channels", type=int, default=128, help="latent channels C_y of the throughput test")
@@ -123,7 +105,7 @@ def main() -> None:
                   f"{'decode':>9}{'network':>9}{'entropy':>9}")
             for preset in args.presets:
                 for size in args.sizes:
-                    for r in frame_times(preset, *parse_size(size), Path(tmp), args.threads):
+                    for r in benchmark_codec(preset, *parse_size(size), args.threads):
                         results["frames"].append(r)
                         print(f"{r['preset']:<9}{r['size']:>11}{r['frame']:>6}{r['encode_s']:>9.3f}"
                               f"{r['encode_network_s']:>9.3f}{r['encode_entropy_s']:>9.3f}{r['decode_s']:>9.3f}"

@@ -28,6 +28,10 @@ class WeightsError(NvcError):
     exit_code = 2
 
 
+class DivergedError(NvcError):
+    """Training diverged: a stage kept producing bad steps after its allowed rollbacks."""
+
+
 class DataError(NvcError):
     """A dataset, shard, clip or raw video file is missing or unusable."""
 

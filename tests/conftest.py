@@ -5,6 +5,15 @@ from nvc1b.config.model import load_preset
 from nvc1b.model import VideoCodec
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Measurements the tests make are kept apart from the user's cache (nvc1b.perf.cache)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NVC1B_CACHE", str(tmp_path_factory.mktemp("nvc1b-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)

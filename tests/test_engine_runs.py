@@ -176,3 +176,15 @@ def test_zero_stage_3_trains_and_exports(tmp_path):
     run(1, schedule, tmp_path / "run", "--stage", "intra")
     state = load_file(tmp_path / "run" / "exports" / "00-intra.safetensors")
     assert len(state) > 100 and all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_deepspeed_launcher_runs_a_stage(schedule_file, tmp_path):
+    launcher = Path(sys.executable).parent / "deepspeed"
+    proc = subprocess.run(
+        [str(launcher), "--num_gpus", "2", "--master_port", str(free_port()), str(HELPER), str(schedule_file),
+         "--run-dir", str(tmp_path), "--stage", "intra"],
+        env=env(DS_ACCELERATOR="cpu"), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "4 clips/step = 2 ranks x 2 micro x 1 accumulation" in proc.stderr + proc.stdout
+    assert (tmp_path / "exports" / "00-intra.safetensors").is_file()

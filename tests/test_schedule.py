@@ -63,7 +63,7 @@ stages:
         (BASE.replace("frames: 2, parts: Inter, loss: meD", "frames: 1, parts: Inter, loss: meD"),
          "only an Intra stage has one frame"),
         (BASE + "zero_stage: 4\n", "key 'zero_stage'"),
-        (BASE.replace("stages:", "stages: 3\nx:"), "malformed YAML"),
+        (BASE.replace("epochs: 1}", "epochs: 1"), "malformed YAML at line"),
     ],
 )
 def test_schedule_errors_name_file_stage_and_key(tmp_path, text, message):

@@ -6,14 +6,16 @@ import argparse
 import sys
 
 from ..errors import NvcError
-from . import bench, cluster, coding, data, demo, evaluation, params, train
+from . import bench, cluster, coding, data, demo, evaluation, params, sweep, train
 
 
-COMMANDS = (params, data, train, cluster, bench, coding, evaluation, demo)
+COMMANDS = (params, data, train, cluster, bench, coding, evaluation, sweep, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nvc1b", description="Neural video coding at scale: NVC-1B and family.")
+    # the deepspeed launcher passes --local_rank=N before the sub-command; the rank is read from the environment
+    parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)

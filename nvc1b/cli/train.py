@@ -15,7 +15,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     p.add_argument("--max-steps", type=int, help="end the whole run after N optimizer steps in total")
     p.add_argument("--checkpoint-every", type=int, help="optimizer steps between checkpoints")
-    p.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)  # set by the deepspeed launcher
     p.set_defaults(func=run)
 
 

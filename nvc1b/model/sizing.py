@@ -3,6 +3,7 @@ target count (used to build presets and the scaling-study models)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -64,6 +65,7 @@ def solve_width(
     count closest to ``target``; counts are assumed to grow with the knob. Returns the config and its count."""
     lo, hi = max(1, -(-low // multiple)), high // multiple
 
+    @functools.cache
     def count(k: int) -> int:
         return part_parameters(with_value(config, key, k * multiple), part)
 
@@ -74,5 +76,4 @@ def solve_width(
         else:
             hi = mid
     best = min((lo, hi), key=lambda k: abs(count(k) - target))
-    solved = with_value(config, key, best * multiple)
-    return solved, part_parameters(solved, part)
+    return with_value(config, key, best * multiple), count(best)

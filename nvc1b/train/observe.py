@@ -24,13 +24,20 @@ def setup_logging(run_dir: Path, dist: DistInfo) -> None:
     """Console + ``logs/train.log`` on rank 0; warnings only on other ranks."""
     root = logging.getLogger("nvc1b")
     root.setLevel(logging.INFO if dist.main else logging.WARNING)
-    if any(getattr(h, "_nvc1b", False) for h in root.handlers):
-        return
     fmt = logging.Formatter(f"%(asctime)s [rank {dist.rank}] %(levelname)s %(message)s", "%H:%M:%S")
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if dist.main:
-        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(run_dir / "logs" / "train.log"))
+    log_file = (run_dir / "logs" / "train.log").resolve()
+    handlers: list[logging.Handler] = []
+    ours = [h for h in root.handlers if getattr(h, "_nvc1b", False)]
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in ours):
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for h in ours:  # a later run in the same process (a local sweep) logs to its own run directory
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename) != log_file:
+            root.removeHandler(h)
+            h.close()
+    if dist.main and not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == log_file
+                             for h in root.handlers):
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
     for h in handlers:
         h.setFormatter(fmt)
         h._nvc1b = True  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from typing import Iterator, Protocol
 import torch
 
 from ..config.model import load_preset
-from ..errors import ConfigError, NvcError
+from ..errors import ConfigError, DivergedError, NvcError
 from ..model.blocks import set_block_checkpointing
 from ..model.codec import VideoCodec
 from ..model.export import load_model, save_model
@@ -261,7 +261,7 @@ def _rollback(ctx: StageContext, progress: Progress, detector: SpikeDetector):
     stage = ctx.schedule.stages[ctx.index]
     cfg = effective(ctx.schedule, stage).stability
     if progress.rollbacks >= cfg.max_rollbacks:
-        raise NvcError(
+        raise DivergedError(
             f"stage {ctx.index} ('{stage.name}') diverged: {detector.consecutive_bad} bad steps in a row after "
             f"{progress.rollbacks} rollbacks (step {progress.step}); lower lr or check the data"
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import NvcError
+from ..errors import DivergedError, NvcError
 from .checkpointing import Progress, read_latest
 from .distributed import DistInfo, barrier, setup_distributed
 from .observe import Monitor, setup_logging, write_status
@@ -147,9 +147,10 @@ def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, 
             write_status(run_dir, state="finished", stage=last - 1, stage_name=schedule.stages[last - 1].name,
                          total_steps=total_steps)
         return RunResult(progress, stopped=False)
-    except NvcError:
+    except NvcError as exc:
         if dist.main:
-            write_status(run_dir, state="failed", stage=progress.stage if progress else first)
+            write_status(run_dir, state="failed", stage=progress.stage if progress else first,
+                         failure="diverged" if isinstance(exc, DivergedError) else "error", error=str(exc))
         raise
     finally:
         monitor.close()
