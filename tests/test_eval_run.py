@@ -139,3 +139,15 @@ def test_missing_truncated_and_misconfigured_inputs_are_one_line_errors(tmp_path
     assert_one_line_error(capsys, [*base, str(yaml_path), "--frames", "9"], "Alpha has 4 frames, fewer than the 9")
     with pytest.raises(DataError, match="larger than Alpha"):
         evaluate(trained_tiny_export, yaml_path, tmp_path / "o", crop=(64, 64), progress=False)
+
+
+def test_the_sweep_reads_results_through_the_evaluator_seam(tmp_path, codec, test_set):
+    """``nvc1b.sweep.evaluation.evaluator()`` names this loader and BD-rate; a sweep model's eval folder holds one
+    ``nvc1b eval --out`` folder per test set."""
+    from nvc1b.sweep.evaluation import evaluator
+
+    evaluate(codec, test_set, tmp_path / "eval" / "mini", q_indexes=(0, 3), frames=2, progress=False)
+    load_results, bd_rate = evaluator()
+    curves = load_results(tmp_path / "eval")
+    assert list(curves) == ["mini"]
+    assert bd_rate(curves["mini"], curves["mini"]) == pytest.approx(0.0, abs=1e-9)
