@@ -129,7 +129,6 @@ def test_warning_signal_checkpoints_requeues_and_ends_with_the_same_weights(slur
     wait_for(inter_running, what="stage 'inter' to be under way")
     subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True)
     wait_for(lambda: int(slurm.job(job).get("Restarts", "0")) >= 1, what="the job to be requeued")
-    slurm.scontrol("update", f"JobId={job}", "StartTime=now")  # skip SLURM's delay before a requeued job starts
     wait_for(lambda: state(slurm, job) in ("COMPLETED", "FAILED", "CANCELLED"), what="the requeued job to finish")
     assert state(slurm, job) == "COMPLETED"
     log = next((run_dir / "slurm").glob("*-inter-*.out")).read_text()

@@ -82,6 +82,8 @@ ReturnToService=2
 JobRequeue=1
 MinJobAge=3600
 KillWait=5
+# a requeued job may start again once its old credential has expired (default 120 s); the requeue test waits for it
+AuthInfo=cred_expire=10
 GresTypes=gpu
 NodeName={host} CPUs={cpus} RealMemory={mem} State=UNKNOWN
 NodeName=a40-[01-08] NodeAddr=127.0.0.2 CPUs=64 RealMemory=500000 Gres=gpu:a40:4 State=UNKNOWN
