@@ -44,11 +44,24 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line: the source, the dotted key of the first problem and pydantic's message for it."""
+def format_validation_error(exc: ValidationError, source: str, data: dict | None = None,
+                            items: str | None = None, noun: str = "item") -> str:
+    """One line: the source, the dotted key of the first problem and pydantic's message for it.
+
+    With ``items`` (a top-level list key such as ``stages``) a problem inside one entry of that list is named by
+    the entry's index and ``name`` ("stage 3 ('inter_me'): key 'lr': ...").
+    """
     errors = exc.errors()
     first = errors[0]
-    key = ".".join(str(part) for part in first["loc"])
+    loc = tuple(first["loc"])
+    label = ""
+    if items and data is not None and len(loc) >= 2 and loc[0] == items and isinstance(loc[1], int):
+        entries = data.get(items) or []
+        entry = entries[loc[1]] if loc[1] < len(entries) else None
+        name = entry.get("name") if isinstance(entry, dict) else None
+        label = f"{noun} {loc[1]}" + (f" ('{name}')" if name else "") + ": "
+        loc = loc[2:]
+    key = ".".join(str(part) for part in loc)
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
@@ -56,7 +69,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         message = "missing key"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     where = f"key '{key}': " if key else ""
-    return f"{source}: {where}{message}{more}"
+    return f"{source}: {label}{where}{message}{more}"
 
 
 def validate(cls: type[T], data: dict[str, Any], source: str) -> T:

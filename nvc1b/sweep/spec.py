@@ -155,24 +155,6 @@ class Sweep:
         return [self.resolve(d) for d in self.spec.eval.datasets]
 
 
-def _model_error(exc: ValidationError, data: dict, source: str) -> str:
-    """Name the model (index and name) of the first problem when it is inside one."""
-    first = exc.errors()[0]
-    loc = first["loc"]
-    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
-        models = data.get("models") or []
-        name = models[loc[1]].get("name") if loc[1] < len(models) and isinstance(models[loc[1]], dict) else None
-        label = f"model {loc[1]}" + (f" ('{name}')" if name else "")
-        key = ".".join(str(p) for p in loc[2:])
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif first["type"] == "missing":
-            message = "missing key"
-        return f"{source}: {label}: " + (f"key '{key}': " if key else "") + message
-    return format_validation_error(exc, source)
-
-
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep spec (the files it names are checked when they are used)."""
     path = Path(path)
@@ -180,5 +162,5 @@ def load_sweep(path: str | Path) -> Sweep:
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_model_error(exc, data, str(path))) from None
+        raise ConfigError(format_validation_error(exc, str(path), data, "models", "model")) from None
     return Sweep(spec, path.resolve())

@@ -166,31 +166,13 @@ class Schedule(Strict):
         return names.index(stage)
 
 
-def _stage_error(exc: ValidationError, data: dict, source: str) -> str:
-    """Name the stage (index and name) of the first problem, if it is inside one."""
-    loc = exc.errors()[0]["loc"]
-    if len(loc) >= 2 and loc[0] == "stages" and isinstance(loc[1], int):
-        stages = data.get("stages") or []
-        name = stages[loc[1]].get("name") if loc[1] < len(stages) and isinstance(stages[loc[1]], dict) else None
-        label = f"stage {loc[1]}" + (f" ('{name}')" if name else "")
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in loc[2:])
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif first["type"] == "missing":
-            message = "missing key"
-        return f"{source}: {label}: " + (f"key '{key}': " if key else "") + message
-    return format_validation_error(exc, source)
-
-
 def load_schedule(path: str | Path) -> Schedule:
     """Read and validate a schedule file."""
     data = read_yaml(path)
     try:
         return Schedule.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_stage_error(exc, data, str(path))) from None
+        raise ConfigError(format_validation_error(exc, str(path), data, "stages", "stage")) from None
 
 
 def effective(schedule: Schedule, stage: Stage) -> Schedule:
