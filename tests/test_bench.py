@@ -1,6 +1,7 @@
 """The performance benchmarks run on CPU for `tiny` and report every field; FLOPs are counted correctly."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,3 +48,41 @@ def test_bench_codec_cli_splits_network_and_entropy_time(capsys):
     assert [r["frame"] for r in rows] == ["I", "P"]
     for r in rows:
         assert r["encode_s"] >= r["encode_entropy_s"] > 0 and r["decode_s"] >= r["decode_entropy_s"] > 0
+
+
+def _bench_file(path, frames, step_s, micro_batch=2, preset="nvc1b"):
+    path.write_text(json.dumps([{"setup": {"preset": preset, "frames": frames, "micro_batch": micro_batch},
+                                 "step_s": step_s, "device": "cuda:0"}]))
+    return path
+
+
+def test_projection_scales_measured_throughput_to_every_stage(tmp_path, capsys):
+    from nvc1b.perf.projection import project_schedule, read_throughputs
+    from nvc1b.train.schedule import Schedule
+
+    schedule = Schedule.model_validate({"preset": "tiny", "global_batch": 4, "stages": [
+        {"name": "a", "frames": 4, "parts": "All", "loss": "all_T", "lr": 1e-4, "epochs": 2},
+        {"name": "b", "frames": 6, "parts": "All", "loss": "all_T", "lr": 1e-4, "steps": 10},
+    ]})
+    # measured: 2 s per step of 2 clips at T=2 (1 s/clip), 4 s per step of 2 clips at T=6 (2 s/clip)
+    throughputs = read_throughputs([_bench_file(tmp_path / "t2.json", 2, 2.0), _bench_file(tmp_path / "t6.json", 6, 4.0)])
+    a, b = project_schedule(schedule, throughputs, gpus=4, clips_per_epoch=100, efficiency=0.5)
+    # a: 200 clips; T=4 is as near to 2 as to 6, the longer wins: 2 s/clip × 4/6 → 200 × 4/3 / (4 × 0.5) s
+    assert a.measured_at == 6 and a.hours * 3600 == pytest.approx(200 * 2 * 4 / 6 / 2)
+    assert b.clips == 40 and b.hours * 3600 == pytest.approx(40 * 2 / 2)
+
+    root = Path(__file__).resolve().parents[1]
+    assert main(["bench", "project", str(root / "stages/nvc1b_rgb.yaml"), "--cluster", str(root / "cluster/a40x32.yaml"),
+                 "--bench", str(tmp_path / "t2.json"), str(tmp_path / "t6.json")]) == 0
+    out = capsys.readouterr().out
+    assert "t21-all" in out and "32 GPUs" in out and "85 days" in out
+
+
+def test_projection_names_a_bad_benchmark_file(tmp_path):
+    from nvc1b.errors import ConfigError
+    from nvc1b.perf.projection import read_throughputs
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"setup": {"frames": 2}}]))
+    with pytest.raises(ConfigError, match="bad.json: row 0 lacks"):
+        read_throughputs([bad])

@@ -67,6 +67,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     memory.add_argument("--json", action="store_true", help="print the table as JSON")
     memory.set_defaults(func=run_memory)
 
+    project = kinds.add_parser("project", help="wall time of a whole schedule on a cluster profile, from measured "
+                                               "training throughput (`nvc1b bench train --json` files)")
+    project.add_argument("schedule", type=Path, help="schedule YAML (stages/nvc1b_rgb.yaml: intra + Table II)")
+    project.add_argument("--cluster", required=True, type=Path, help="cluster profile (cluster/*.yaml): its GPU count")
+    project.add_argument("--bench", required=True, type=Path, nargs="+",
+                         help="`nvc1b bench train --json` outputs taken on that GPU, one per cascade length T")
+    project.add_argument("--clips", type=int, default=None,
+                         help="training clips per epoch (default 64612: Vimeo-90k septuplets)")
+    project.add_argument("--efficiency", type=float, default=0.9,
+                         help="data-parallel scaling efficiency across the profile's GPUs (default 0.9)")
+    project.add_argument("--json", action="store_true")
+    project.set_defaults(func=run_project)
+
 
 def run_data(args: argparse.Namespace) -> int:
     if (args.vimeo is None) != (args.manifest is None):
@@ -115,4 +128,19 @@ def run_memory(args: argparse.Namespace) -> int:
     table = build_memory_table(load_preset(args.preset), cluster, args.crop, args.precision, args.micro_batch,
                                args.zero_stage, tuple(args.frames))
     print(json.dumps(table.as_json()) if args.json else render_memory_table(table))
+    return 0
+
+
+def run_project(args: argparse.Namespace) -> int:
+    from ..cluster.profile import load_profile
+    from ..perf.projection import VIMEO_SEPTUPLET_TRAIN_CLIPS, as_json, project_schedule, read_throughputs, render
+    from ..train.schedule import load_schedule
+
+    schedule, profile = load_schedule(args.schedule), load_profile(args.cluster)
+    throughputs = read_throughputs(args.bench)
+    gpus = profile.world_size
+    stages = project_schedule(schedule, throughputs, gpus, clips_per_epoch=args.clips or VIMEO_SEPTUPLET_TRAIN_CLIPS,
+                              efficiency=args.efficiency)
+    print(json.dumps(as_json(stages, gpus, args.efficiency), indent=1) if args.json
+          else render(stages, throughputs, gpus, profile.name, args.efficiency, schedule.preset))
     return 0
