@@ -147,3 +147,13 @@ def test_fine_rate_levels_change_the_quantisation_monotonically(tiny_model):
     q = torch.tensor([fine_level_to_q_index(level) for level in range(0, 64, 9)])
     steps = tiny_model.contextual_codec.rate.encoder_step(q)[:, 0, 0, 0]
     assert torch.all(steps[1:] > steps[:-1])
+
+
+def test_reconstruction_is_clamped_but_out_of_range_pixels_still_learn():
+    from nvc1b.model.quantization import clamp_pixels
+
+    x = torch.tensor([-0.5, 0.3, 1.7], requires_grad=True)
+    y = clamp_pixels(x)
+    assert y.tolist() == [0.0, pytest.approx(0.3), 1.0]
+    ((y - torch.tensor([0.2, 0.3, 0.9])) ** 2).sum().backward()
+    assert x.grad[0] < 0 and x.grad[2] > 0  # pulled back into range (a plain clamp gives 0 here)

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..config.model import ContextualCodec as ContextualCodecConfig, Interface
 from .blocks import BlockType, stack
 from .layers import ResBlock, conv3x3, subpel_conv
-from .quantization import RateControl
+from .quantization import RateControl, clamp_pixels
 from .unet import UNet
 
 Contexts = tuple[Tensor, Tensor, Tensor]
@@ -68,4 +68,4 @@ class ContextualCodec(nn.Module):
         f = self.dec1_res(torch.cat([f * self.rate.decoder_step(q_index), c1], dim=1))
         f = self.dec1(f)
         feature = self.recon_unets(self.recon_in(torch.cat([c0, f], dim=1)))
-        return self.recon_out(feature).clamp(0, 1), feature
+        return clamp_pixels(self.recon_out(feature)), feature

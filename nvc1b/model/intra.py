@@ -10,7 +10,7 @@ from .blocks import stack
 from .hyperprior import Hyperprior, PriorFusion
 from .layers import DepthConvBlock, StridedResBlock, UpsampleResBlock, conv3x3
 from .quadtree import QuadtreeSpatialPrior
-from .quantization import LatentCoder, RateControl
+from .quantization import LatentCoder, RateControl, clamp_pixels
 from .unet import UNet
 
 
@@ -49,4 +49,4 @@ class IntraCodec(nn.Module):
         hyper, z_bits = self.hyperprior(y, latent_hw, batch, coder, "z_y")
         y_hat, y_bits = self.spatial_prior(y, self.fusion([hyper]), coder, "y")
         x_hat = self.refine(self.dec_out(self.dec_in(y_hat) * self.rate.decoder_step(q_index)))
-        return x_hat.clamp(0, 1), {"y": y_bits, "z_y": z_bits}
+        return clamp_pixels(x_hat), {"y": y_bits, "z_y": z_bits}

@@ -104,6 +104,12 @@ def _round_ste(x: Tensor) -> Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def clamp_pixels(x: Tensor) -> Tensor:
+    """x̂ clamped to [0, 1] in the forward pass (as decoded), with the gradient of the identity: a plain clamp
+    gives no gradient to pixels outside the range, so a reconstruction that starts out of range learns slowly."""
+    return x + (x.clamp(0, 1) - x).detach()
+
+
 class RateEstimator:
     """Coder for training and evaluation: no bytes, estimated bits.
 
