@@ -128,3 +128,26 @@ def test_pretrained_weights_errors_name_file_and_key(tmp_path, tiny_config):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="junk.pth: cannot read weights"):
         model.load_pretrained("intra", str(tmp_path / "junk.pth"))
+
+
+def test_offset_diversity_alignment_equals_warping_each_copy_separately():
+    """The one-call warp (no K copies of the feature) computes what warping K copies one by one does."""
+    from nvc1b.model.layers import up2
+    from nvc1b.model.temporal_context_mining import OffsetDiversityAlign
+    from nvc1b.model.warp import flow_warp
+
+    torch.manual_seed(0)
+    b, c, h, w, g, k = 2, 16, 12, 20, 4, 3
+    align = OffsetDiversityAlign(c, 8, g, k)
+    feature, warped = torch.randn(b, c, h, w, requires_grad=True), torch.randn(b, c, h, w)
+    frame, flow = torch.rand(b, 3, h, w), 3 * torch.randn(b, 2, h, w)
+    got = align(feature, warped, frame, flow)
+
+    out = up2(align.offset_net(torch.cat([warped, frame, flow], dim=1)))
+    offsets = align.MAX_RESIDUE * torch.tanh(out[:, : 2 * g * k]).view(b, g * k, 2, h, w) + flow[:, None]
+    mask = torch.sigmoid(out[:, 2 * g * k:]).reshape(b * g * k, 1, h, w)
+    copies = feature.view(b, g, 1, c // g, h, w).expand(b, g, k, c // g, h, w).reshape(b * g * k, c // g, h, w)
+    expected = align.fuse((flow_warp(copies, offsets.reshape(b * g * k, 2, h, w)) * mask).view(b, k * c, h, w))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    got.square().sum().backward()
+    assert torch.isfinite(feature.grad).all() and align.fuse.weight.grad is not None

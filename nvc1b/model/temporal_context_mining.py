@@ -5,14 +5,14 @@ merged with a ConvLSTM long-term reference into the contexts C⁰ (H), C¹ (H/2)
 from __future__ import annotations
 
 import torch
-
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config.model import Interface, TemporalContextMining as TCMConfig
 from .blocks import BlockType, stack
 from .hierarchy import adaptor_index
 from .layers import ConvLSTMCell, ResBlock, conv1x1, conv3x3, down2, structure_detail, subpel_conv, up2
-from .warp import flow_warp, warp_components
+from .warp import flow_warp, flow_warp_many, warp_components
 
 Contexts = tuple[Tensor, Tensor, Tensor]
 
@@ -74,10 +74,12 @@ class OffsetDiversityAlign(nn.Module):
         g, k = self.groups, self.offsets
         out = up2(self.offset_net(torch.cat([warped_feature, warped_frame, flow], dim=1)))
         offsets = self.MAX_RESIDUE * torch.tanh(out[:, : 2 * g * k]).view(b, g * k, 2, h, w) + flow[:, None]
-        mask = torch.sigmoid(out[:, 2 * g * k :]).reshape(b * g * k, 1, h, w)
-        x = feature.view(b, g, 1, c // g, h, w).expand(b, g, k, c // g, h, w).reshape(b * g * k, c // g, h, w)
-        x = flow_warp(x, offsets.reshape(b * g * k, 2, h, w)) * mask
-        return self.fuse(x.view(b, k * c, h, w))  # channels ordered (group, offset, channel): one conv group each
+        mask = torch.sigmoid(out[:, 2 * g * k :]).reshape(b * g, 1, k, h, w)
+        # each group's channels sampled at its k offsets in one call: (B·g, C/g, k, H, W), channels (group, channel, offset)
+        x = flow_warp_many(feature.reshape(b * g, c // g, h, w), offsets.view(b * g, k, 2, h, w)) * mask
+        # the fuse weights are stored for inputs ordered (group, offset, channel): reorder the weights, not the features
+        weight = self.fuse.weight.view(c, k, c // g, 1, 1).transpose(1, 2).reshape(c, k * c // g, 1, 1)
+        return F.conv2d(x.view(b, k * c, h, w), weight, self.fuse.bias, groups=g)
 
 
 class TemporalContextMining(nn.Module):

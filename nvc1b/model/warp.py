@@ -9,15 +9,30 @@ from torch import Tensor
 from .layers import structure_detail
 
 
+def _grid(flow: Tensor) -> Tensor:
+    """Sampling positions ``p + flow(p)`` in grid_sample's [-1, 1] coordinates: flow (..., 2, H, W) → (..., H, W, 2)."""
+    h, w = flow.shape[-2:]
+    ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=flow.dtype)
+    xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=flow.dtype)
+    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
+    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=flow.device, dtype=flow.dtype)
+    return base + flow.movedim(-3, -1) * scale
+
+
 def flow_warp(x: Tensor, flow: Tensor) -> Tensor:
     """Sample ``x`` (B, C, H, W) at ``p + flow(p)``; ``flow`` is (B, 2, H, W) in pixels, (dx, dy)."""
-    b, _, h, w = x.shape
-    ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=flow.dtype)
-    xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=flow.dtype)
-    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
-    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=x.device, dtype=flow.dtype)
-    grid = base[None] + flow.permute(0, 2, 3, 1) * scale
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(x, _grid(flow).to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def flow_warp_many(x: Tensor, flows: Tensor) -> Tensor:
+    """Sample ``x`` (B, C, H, W) once per flow of ``flows`` (B, K, 2, H, W) → (B, C, K, H, W).
+
+    One grid_sample over a K·H-high grid: ``x`` is read in place instead of being copied K times, and backward
+    keeps one ``x`` rather than K copies (offset-diversity alignment warps every feature group K times)."""
+    b, k, _, h, w = flows.shape
+    grid = _grid(flows).reshape(b, k * h, w, 2)
+    out = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    return out.view(b, x.shape[1], k, h, w)
 
 
 def warp_components(frame: Tensor, flow_s: Tensor, flow_d: Tensor) -> tuple[Tensor, Tensor]:
