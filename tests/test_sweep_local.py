@@ -89,3 +89,16 @@ def test_report_from_the_run_root(sweep_run, tmp_path):
     table = (tmp_path / "report" / "bd_rate.md").read_text()
     assert "| T1 |" in table and "not evaluated" in table
     assert f"{report.bd_rates['T2']['synthetic']:+.1f}%" in table
+
+
+def test_status_lists_each_model(sweep_run, capsys):
+    from nvc1b.cli import main
+
+    sweep, root = sweep_run
+    assert main(["sweep", "status", str(sweep.path), "--run-root", str(root), "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {n: (r["state"], r["stages_done"], r["stages"], r["evaluated"]) for n, r in rows.items()} == {
+        "T0": ("evaluated", 2, 2, 1), "T1": ("trained", 2, 2, 0), "T2": ("evaluated", 2, 2, 1)}
+    assert main(["sweep", "status", str(sweep.path), "--run-root", str(root)]) == 0
+    table = capsys.readouterr().out
+    assert "T1" in table and "2 evaluated, 1 trained" in table

@@ -90,5 +90,9 @@ def test_submission_chains_training_and_evaluation(slurm, tmp_path, capsys):
         lines = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()}
         assert lines == {"T0": "queued", "T1": "failed", "T2": "queued"}
         assert json.loads((root / "jobs.json").read_text()) == jobs
+        assert main(["sweep", "status", str(tmp_path / "tiny.yaml"), "--run-root", str(root), "--json"]) == 0
+        rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+        assert rows["T0"]["jobs"] == rows["T2"]["jobs"] == "PENDING 3"  # two stages and the evaluation, held
+        assert rows["T0"]["state"] == "not started" and rows["T0"]["stages"] == 2 and rows["T1"]["jobs"] == ""
     finally:
         subprocess.run(["scancel", "--user=root"], env=slurm.env(), capture_output=True, check=False)

@@ -1,4 +1,4 @@
-"""``nvc1b sweep plan|submit|run|report``: scaling studies from one spec (stages/sweeps/*.yaml)."""
+"""``nvc1b sweep plan|submit|run|status|report``: scaling studies from one spec (stages/sweeps/*.yaml)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--steps", type=int, help="cut every stage to N optimizer steps (smoke runs)")
     run.add_argument("--no-eval", action="store_true", help="train only")
     run.set_defaults(func=run_local)
+
+    status = kinds.add_parser("status", help="per model: stages trained, the stage under way and its ETA, SLURM "
+                                             "job states, test sets evaluated")
+    status.add_argument("spec", type=Path)
+    status.add_argument("--run-root", required=True, type=Path)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=run_status)
 
     report = kinds.add_parser("report", help="BD-rate vs the baseline per test set, and BD-rate vs parameters plots")
     report.add_argument("spec", type=Path)
@@ -102,4 +109,13 @@ def run_report(args: argparse.Namespace) -> int:
     files = write_report(report, out)
     print(report.render())
     print(f"\nreport written to {out}: " + ", ".join(p.name for p in files))
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from ..sweep.status import render_status, status_json, sweep_status
+
+    sweep, models = _models(args)
+    rows = sweep_status(sweep, models, args.run_root)
+    print(json.dumps(status_json(rows), indent=1) if args.json else render_status(rows))
     return 0
