@@ -113,7 +113,8 @@ class StageStatus:
     checkpoint: str
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
+    """'1h05m' or '4m20s'; '' for None."""
     if seconds is None:
         return ""
     h, rest = divmod(int(seconds), 3600)
@@ -135,7 +136,7 @@ def run_status(run_dir: Path) -> list[StageStatus]:
             progress = "done"
         elif status.get("stage") == index and "step" in status:
             progress = f"{status['step']}/{status.get('stage_steps', '?')}"
-            eta = _duration(status.get("eta_stage_s"))
+            eta = format_duration(status.get("eta_stage_s"))
         if latest and latest[1].stage == index:
             checkpoint = latest[0]
         rows.append(StageStatus(index, job["stage"], states[job["job_id"]], progress, eta, checkpoint))

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..cluster.slurm import job_states
+from ..cluster.submit import format_duration
 from ..train.checkpointing import stage_export_path
 from ..train.schedule import load_schedule
 from .build import SweepModel
@@ -36,13 +37,6 @@ class ModelStatus:
     error: str = ""
 
 
-def _eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    h, rest = divmod(int(seconds), 3600)
-    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
-
-
 def _jobs(record: dict) -> Counter:
     ids = [*record.get("chain", []), *([record["eval_job"]] if record.get("eval_job") else [])]
     if not ids or shutil.which("scontrol") is None:
@@ -64,7 +58,7 @@ def model_status(sweep: Sweep, model: SweepModel, run_root: Path, record: dict) 
     current, error = "", status.get("error", "")
     if status.get("state") in ("running", "stopped") and done < len(schedule.stages):
         current = f"{status.get('stage_name', '?')} {status.get('step', '?')}/{status.get('stage_steps', '?')}"
-        eta = _eta(status.get("eta_stage_s"))
+        eta = format_duration(status.get("eta_stage_s"))
         current += f" ETA {eta}" if eta else ""
     if done == len(schedule.stages):
         state = "evaluated" if datasets and evaluated == len(datasets) else "trained"
