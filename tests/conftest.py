@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers.slurm_cluster import Unavailable, start_local_slurm
 
 from nvc1b.config.model import load_preset
 from nvc1b.model import VideoCodec
@@ -11,6 +12,21 @@ def _private_cache(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("NVC1B_CACHE", str(tmp_path_factory.mktemp("nvc1b-cache")))
     yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A real SLURM controller and node daemon on this machine for the tests of one module (skipped where
+    Debian's slurmctld, slurmd and munge cannot be installed)."""
+    try:
+        cluster = start_local_slurm(tmp_path_factory.mktemp("slurm"))
+    except Unavailable as exc:
+        pytest.skip(f"no local SLURM controller: {exc}")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SLURM_CONF", str(cluster.conf))
+    yield cluster
+    cluster.stop()
     mp.undo()
 
 

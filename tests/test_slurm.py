@@ -13,26 +13,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from helpers.slurm_cluster import Unavailable, start_local_slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    try:
-        cluster = start_local_slurm(tmp_path_factory.mktemp("slurm"))
-    except Unavailable as exc:
-        pytest.skip(f"no local SLURM controller: {exc}")
-    old = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = str(cluster.conf)
-    yield cluster
-    cluster.stop()
-    if old is None:
-        os.environ.pop("SLURM_CONF", None)
-    else:
-        os.environ["SLURM_CONF"] = old
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,12 @@
 others go on, and a model with jobs still queued is not submitted twice."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers.slurm_cluster import Unavailable, start_local_slurm
 
 from nvc1b.cli import main
 
@@ -38,22 +36,6 @@ def test_dry_run_writes_each_chain_and_its_evaluation(tmp_path, capsys):
         assert "#SBATCH --gres=gpu:a800:1" in script
         assert subprocess.run(["bash", "-n", str(slurm / "eval.sbatch")], check=False).returncode == 0
     assert not (root / "jobs.json").exists()
-
-
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    try:
-        cluster = start_local_slurm(tmp_path_factory.mktemp("slurm"))
-    except Unavailable as exc:
-        pytest.skip(f"no local SLURM controller: {exc}")
-    old = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = str(cluster.conf)
-    yield cluster
-    cluster.stop()
-    if old is None:
-        os.environ.pop("SLURM_CONF", None)
-    else:
-        os.environ["SLURM_CONF"] = old
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from ..train.schedule import load_schedule
 from .build import SweepModel
 from .runs import model_run, read_json
 from .spec import Sweep
-from .submit import JOBS
+from .submit import JOBS, recorded_job_ids
 
 FAILED_JOB_STATES = {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
 
@@ -38,7 +38,7 @@ class ModelStatus:
 
 
 def _jobs(record: dict) -> Counter:
-    ids = [*record.get("chain", []), *([record["eval_job"]] if record.get("eval_job") else [])]
+    ids = recorded_job_ids(record)
     if not ids or shutil.which("scontrol") is None:
         return Counter()
     return Counter(s.state for s in job_states(ids).values())

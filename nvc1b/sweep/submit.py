@@ -74,11 +74,16 @@ def render_eval_script(profile: ClusterProfile, run: ModelRun, model: str, datas
         raise ConfigError(f"{template}: {exc}") from None
 
 
+def recorded_job_ids(recorded: dict) -> list[str]:
+    """A model's stage jobs and its evaluation job, from its entry in the run root's jobs.json."""
+    return [*recorded.get("chain", []), *([recorded["eval_job"]] if recorded.get("eval_job") else [])]
+
+
 def _already(run: ModelRun, datasets: list[Path], recorded: dict) -> str | None:
     """'done' or 'queued' when the model needs no new jobs."""
     if run.schedule.is_file() and run.final_export().is_file() and all(run.eval_done(d).is_file() for d in datasets):
         return "done"
-    jobs = [*recorded.get("chain", []), *([recorded["eval_job"]] if recorded.get("eval_job") else [])]
+    jobs = recorded_job_ids(recorded)
     if jobs and any(s.state in ACTIVE for s in job_states(jobs).values()):
         return "queued"
     return None
