@@ -151,3 +151,25 @@ def test_offset_diversity_alignment_equals_warping_each_copy_separately():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     got.square().sum().backward()
     assert torch.isfinite(feature.grad).all() and align.fuse.weight.grad is not None
+
+
+def test_strided_block_shortcut_is_a_strided_1x1_conv():
+    from nvc1b.model.layers import StridedResBlock
+
+    torch.manual_seed(0)
+    block = StridedResBlock(4, 24)
+    for size in ((32, 48), (33, 47)):  # odd sizes: the subsampled shortcut keeps ceil(H/2) rows like stride 2
+        x = torch.randn(2, 4, *size)
+        strided = torch.nn.functional.conv2d(x, block.shortcut.weight, block.shortcut.bias, stride=2)
+        main = torch.nn.functional.leaky_relu(block.conv2(torch.nn.functional.leaky_relu(block.conv1(x), 0.01)), 0.1)
+        torch.testing.assert_close(block(x), main + strided)
+
+
+def test_pad_bottom_right_returns_the_input_when_nothing_is_missing():
+    from nvc1b.model.layers import pad_bottom_right
+
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)
+    assert pad_bottom_right(x, 0, 0) is x
+    padded = pad_bottom_right(x, 1, 2)
+    assert padded.shape == (1, 1, 4, 6) and torch.equal(padded[..., 3, :4], x[..., 2, :])
+    assert torch.equal(padded[..., :3, 5], x[..., :, 3])

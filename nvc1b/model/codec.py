@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 import torch
-import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
@@ -20,6 +19,7 @@ from ..errors import WeightsError
 from .contextual_codec import ContextualCodec
 from .contextual_entropy import ContextualEntropyModel
 from .intra import IntraCodec
+from .layers import pad_bottom_right
 from .motion_codec import MotionCodec
 from .motion_entropy import MotionEntropyModel
 from .motion_estimation import MotionEstimation
@@ -39,7 +39,7 @@ def padded_size(height: int, width: int) -> tuple[int, int]:
 def pad_frame(x: Tensor) -> Tensor:
     """Replicate-pad the bottom and right of (B, C, H, W) to a multiple of 16."""
     hp, wp = padded_size(*x.shape[-2:])
-    return F.pad(x, (0, wp - x.shape[-1], 0, hp - x.shape[-2]), mode="replicate")
+    return pad_bottom_right(x, hp - x.shape[-2], wp - x.shape[-1])
 
 
 @dataclass

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import BlockStack, BlockType, make_block
-from .layers import DepthConvBlock, conv3x3, subpel_conv
+from .layers import DepthConvBlock, conv3x3, pad_bottom_right, subpel_conv
 from .likelihood import FactorizedPrior
 from .quantization import LatentCoder
 
@@ -55,7 +54,7 @@ class Hyperprior(nn.Module):
         zh, zw = hyper_latent_size(h, w)
         z = None
         if y is not None:
-            z = self.encoder(F.pad(y, (0, 4 * zw - w, 0, 4 * zh - h), mode="replicate"))
+            z = self.encoder(pad_bottom_right(y, 4 * zh - h, 4 * zw - w))
         z_hat, bits = coder.factorized(key, z, self.z_prior, (batch, self.z_channels, zh, zw))
         return self.decoder(z_hat)[..., :h, :w], bits
 

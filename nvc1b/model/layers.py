@@ -22,6 +22,15 @@ def subpel_conv(in_ch: int, out_ch: int, factor: int = 2, kernel: int = 1) -> nn
     )
 
 
+def pad_bottom_right(x: Tensor, bottom: int, right: int) -> Tensor:
+    """Replicate-pad the bottom and right edges; ``x`` itself when nothing is missing (training crops are
+    multiples of 64), which saves a copy and keeps torch.compile off replication_pad2d_backward, whose fake
+    kernel disagrees with the CPU kernel on strides."""
+    if bottom == 0 and right == 0:
+        return x
+    return F.pad(x, (0, right, 0, bottom), mode="replicate")
+
+
 def down2(x: Tensor) -> Tensor:
     """Bilinear ×0.5 (the 'structure' low-pass of the paper)."""
     return F.interpolate(x, size=(x.shape[-2] // 2, x.shape[-1] // 2), mode="bilinear", align_corners=False)
@@ -58,18 +67,22 @@ class ResBlock(nn.Module):
 
 
 class StridedResBlock(nn.Module):
-    """Residual block that halves the resolution: conv3×3/2 → conv3×3, with a 1×1/2 shortcut."""
+    """Residual block that halves the resolution: conv3×3/2 → conv3×3, with a 1×1/2 shortcut.
+
+    The shortcut subsamples and then applies a stride-1 1×1 conv: the same function and weights as a strided 1×1
+    conv, without oneDNN's strided-1×1 backward path, which writes past its workspace for channels_last tensors
+    of fewer than 8 input channels (oneDNN issue 6035; the motion codec's 4-channel flow input hits it)."""
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.conv1 = conv3x3(in_ch, out_ch, stride=2)
         self.conv2 = conv3x3(out_ch, out_ch)
-        self.shortcut = conv1x1(in_ch, out_ch, stride=2)
+        self.shortcut = conv1x1(in_ch, out_ch)
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.leaky_relu(self.conv1(x), 0.01)
         out = F.leaky_relu(self.conv2(out), 0.1)
-        return out + self.shortcut(x)
+        return out + self.shortcut(x[..., ::2, ::2])
 
 
 class UpsampleResBlock(nn.Module):

@@ -30,7 +30,8 @@ def as_q_index(q_index: float | int | Tensor | list, batch: int, device: torch.d
         q = q.expand(batch)
     if q.shape != (batch,):
         raise ValueError(f"q_index has shape {tuple(q.shape)}, expected ({batch},)")
-    if q.device.type != "meta" and bool(((q < 0) | (q > len(LAMBDAS) - 1)).any()):  # meta: shapes only
+    checkable = q.device.type != "meta" and not torch.compiler.is_compiling()  # meta: shapes; compiled: no graph break
+    if checkable and bool(((q < 0) | (q > len(LAMBDAS) - 1)).any()):
         raise ValueError(f"q_index must lie in [0, {len(LAMBDAS) - 1}], got {q.tolist()}")
     return q
 
@@ -97,7 +98,9 @@ class LatentCoder(Protocol):
 
 
 def _uniform_noise(x: Tensor) -> Tensor:
-    return torch.empty_like(x).uniform_(-0.5, 0.5)
+    """U(-½, ½) drawn in logical (NCHW) order whatever ``x``'s memory layout, so a seed gives the same noise in
+    channels_last as in contiguous training."""
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device).uniform_(-0.5, 0.5)
 
 
 def _round_ste(x: Tensor) -> Tensor:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import resource
 import time
 from dataclasses import asdict, dataclass, replace
 
@@ -17,6 +16,7 @@ from ..config.model import load_preset
 from ..model.blocks import set_block_checkpointing
 from ..model.codec import VideoCodec
 from ..train.clip import ClipLoss, ClipSpec, set_trainable
+from .tracking import LiveMemory
 
 PEAK_TFLOPS = {  # dense tensor-core peak (bf16, fp32 without TF32) per device, from the vendors' data sheets
     "H200": (989.0, 67.0),
@@ -65,6 +65,8 @@ class TrainResult:
     mfu: float | None
     """achieved / peak of the device (None where the peak is unknown)."""
     peak_source: str
+    memory_source: str
+    """What ``peak_memory_gb`` counts: the CUDA allocator's peak, or on CPU the live tensors of one step."""
 
 
 def device_peak_tflops(device: torch.device, precision: str) -> tuple[float | None, str]:
@@ -107,10 +109,22 @@ def _memory_reset(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _peak_gb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process peak RSS (KiB → GiB)
+def _resident_bytes(module: torch.nn.Module, opt: torch.optim.Optimizer, *tensors: torch.Tensor) -> int:
+    """Bytes of the distinct storages a step starts with: weights, gradients, optimizer state, inputs."""
+    found = list(module.parameters()) + [p.grad for p in module.parameters() if p.grad is not None] + list(tensors)
+    found += [v for state in opt.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+    storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in found}
+    return sum(storages.values())
+
+
+def _cpu_peak_gb(step, module: torch.nn.Module, opt: torch.optim.Optimizer, clip: torch.Tensor) -> float:
+    """Peak tensor memory of one step on the CPU, where no allocator keeps statistics: the storages the step
+    starts with plus the highest count of those it creates while they live (``LiveMemory``). Unlike the
+    process's peak RSS, this is the step's own figure, so rows of one run can be compared."""
+    before = _resident_bytes(module, opt, clip)
+    with LiveMemory() as live:
+        step()
+    return (before + live.peak) / 2**30
 
 
 def _sync(device: torch.device) -> None:
@@ -143,7 +157,10 @@ def benchmark_training(setup: TrainSetup, device: torch.device, steps: int = 3, 
         step()
     _sync(device)
     step_s = (time.perf_counter() - start) / steps
-    peak = _peak_gb(device)
+    if device.type == "cuda":
+        peak, memory_source = torch.cuda.max_memory_allocated(device) / 2**30, "CUDA allocator peak"
+    else:
+        peak, memory_source = _cpu_peak_gb(step, module, opt, clip), "live tensors of one step"
     with FlopCounterMode(display=False) as counter:
         step()
     flops = counter.get_total_flops()
@@ -155,6 +172,7 @@ def benchmark_training(setup: TrainSetup, device: torch.device, steps: int = 3, 
         setup=setup, device=str(device), step_s=step_s, frames_per_s=setup.micro_batch * setup.frames / step_s,
         samples_per_s=setup.micro_batch / step_s, peak_memory_gb=peak, tflops_per_step=flops / 1e12,
         achieved_tflops=achieved, mfu=achieved / peak_tflops if peak_tflops else None, peak_source=source,
+        memory_source=memory_source,
     )
 
 
@@ -173,7 +191,8 @@ def render(results: list[TrainResult]) -> str:
                      f"{r.tflops_per_step:>11.3f}{r.achieved_tflops:>9.3f}{mfu:>8}{r.frames_per_s / base:>8.2f}x")
     first = results[0]
     lines.append(f"{first.setup.preset}, T={first.setup.frames}, {first.setup.crop}x{first.setup.crop}, "
-                 f"micro-batch {first.setup.micro_batch}, {first.device}; MFU peak: {first.peak_source}")
+                 f"micro-batch {first.setup.micro_batch}, {first.device}; MFU peak: {first.peak_source}; "
+                 f"memory: {first.memory_source}")
     return "\n".join(lines)
 
 
