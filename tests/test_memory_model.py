@@ -171,3 +171,19 @@ def test_bench_memory_command(tmp_path, capsys):
     rows = {r["frames"]: r for r in data["rows"]}
     assert rows[8]["no_checkpoint"]["activations"] > rows[4]["no_checkpoint"]["activations"]
     assert data["longest_cascade"]["checkpoint"] >= data["longest_cascade"]["no_checkpoint"] >= 8
+
+
+def test_predictions_match_real_clips_run_on_this_machine(capsys):
+    """`--check` runs each clip for real (here: the CPU in fp32, live tensors counted) next to the prediction read
+    off the meta device's 4-frame clips, for cascades longer than the one measured."""
+    args = ["bench", "memory", "--preset", "tiny", "--cluster", str(ROOT / "cluster" / "a800x4.yaml"), "--crop", "64",
+            "--micro-batch", "1", "--frames", "2", "6", "--check"]
+    assert main(args) != 0  # bf16 (the default) cannot be checked on a CPU
+    assert "fp32 only" in capsys.readouterr().err
+    assert main([*args, "--precision", "fp32", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["check"]["rows"]
+    assert [(r["frames"], r["checkpoint"]) for r in rows] == [(2, False), (6, False), (2, True), (6, True)]
+    for r in rows:
+        assert r["measured"] > 0 and r["ratio"] == pytest.approx(1.0, abs=0.02), r
+    assert main([*args, "--precision", "fp32"]) == 0
+    assert "predicted / measured / ratio" in capsys.readouterr().out

@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     memory.add_argument("--zero-stage", type=int, choices=(1, 2, 3), help="default: the profile's, else 2")
     memory.add_argument("--frames", type=int, nargs="+", default=[2, 3, 4, 6, 8, 16, 32],
                         help="cascade lengths to tabulate (default 2 3 4 6 8 16 32)")
+    memory.add_argument("--check", action="store_true",
+                        help="also run each clip for real on this machine (the GPU if there is one, else the CPU "
+                             "in fp32) and print measured activations next to the predicted ones")
     memory.add_argument("--json", action="store_true", help="print the table as JSON")
     memory.set_defaults(func=run_memory)
 
@@ -118,16 +121,28 @@ def run_memory(args: argparse.Namespace) -> int:
     from ..cluster.profile import load_profile
     from ..config.model import load_preset
     from ..errors import ConfigError
-    from ..perf.memory_table import build_memory_table, render_memory_table
+    from ..perf.memory_table import build_memory_table, check_memory_table, render_check, render_memory_table
 
     cluster = load_profile(args.cluster)
     if not cluster.gpu_memory_gb:
         raise ConfigError(f"{args.cluster}: key 'gpu_memory_gb' is not set: no GPU memory to plan for")
     if any(f < 2 for f in args.frames):
         raise ConfigError("--frames: a training clip with P-frames has at least 2 frames")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.check and device.type == "cpu" and args.precision != "fp32":
+        raise ConfigError("--check on a CPU measures fp32 only (CPU autocast is not CUDA's): add --precision fp32")
     table = build_memory_table(load_preset(args.preset), cluster, args.crop, args.precision, args.micro_batch,
                                args.zero_stage, tuple(args.frames))
-    print(json.dumps(table.as_json()) if args.json else render_memory_table(table))
+    checked = check_memory_table(table, device) if args.check else None
+    if args.json:
+        out = table.as_json()
+        if checked is not None:
+            out["check"] = {"device": str(device), "rows": [r.as_json() for r in checked]}
+        print(json.dumps(out))
+    else:
+        print(render_memory_table(table))
+        if checked is not None:
+            print(render_check(checked, device))
     return 0
 
 

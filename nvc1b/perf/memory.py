@@ -156,6 +156,50 @@ def measure_clip(
     return ClipMeasurement(tuple(starts), tuple(copy_starts), end, copies, live.peak)
 
 
+def measure_clip_on_device(
+    config: ModelConfig, frames: int, crop: int, precision: Precision, checkpoint: bool, micro_batch: int,
+    device: torch.device, seed: int = 0,
+) -> int | None:
+    """Peak activation bytes of one real training clip on ``device``: what ``ActivationProfile.activation_bytes``
+    predicts, measured. The same clip as ``measure_clip`` (all six P-frame parts trained, gradients dropped as
+    they arrive) with real kernels and real data. On a GPU: the CUDA allocator's peak above what was allocated
+    before (weights and the input clip), under real bf16 autocast; None if the clip runs out of memory. On the
+    CPU: the storages the step creates, counted until freed (``LiveMemory``), fp32 only (CPU autocast follows
+    another op policy than the CUDA one the model predicts)."""
+    from ..train.clip import ClipLoss, ClipSpec, set_trainable
+
+    if device.type == "cpu" and precision != "fp32":
+        raise ConfigError("bf16 memory can only be checked on a GPU: use --precision fp32 on the CPU")
+    torch.manual_seed(seed)
+    codec = VideoCodec(config).to(device)
+    for p in set_trainable(codec, "All"):
+        p.register_post_accumulate_grad_hook(_drop_grad)
+    spec = ClipSpec(parts="All", loss="all_T", frames=frames, lambdas=LAMBDAS, frame_weights=FRAME_WEIGHTS,
+                    checkpoint_frames=checkpoint, bf16=precision == "bf16")
+    model = ClipLoss(codec, spec)
+    clip = torch.rand(micro_batch, frames, 3, crop, crop, generator=torch.Generator().manual_seed(seed)).to(device)
+    q_index = torch.arange(micro_batch, device=device).float() % len(LAMBDAS)
+    try:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+            before = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            try:
+                model(clip, q_index)[0].backward()
+                torch.cuda.synchronize(device)
+            except torch.cuda.OutOfMemoryError:
+                return None
+            return torch.cuda.max_memory_allocated(device) - before
+        with LiveMemory() as live:
+            model(clip, q_index)[0].backward()
+        return live.peak
+    finally:
+        del model, codec, clip
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
 @dataclass(frozen=True)
 class Linear:
     """Bytes that grow linearly with the micro-batch: ``base + per_sample × micro_batch``."""

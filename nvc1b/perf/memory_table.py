@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..cluster.profile import ClusterProfile
 from ..config.model import ModelConfig
 from ..model.counting import ParameterCount, count_parameters
@@ -17,6 +19,7 @@ from .memory import (
     estimate_memory,
     largest_micro_batch,
     longest_cascade,
+    measure_clip_on_device,
 )
 
 
@@ -72,6 +75,46 @@ def build_memory_table(
     profiles = {ck: activation_profile(config, crop, precision, ck, (1, 2)) for ck in (False, True)}
     return MemoryTable(config, count_parameters(config), cluster, zero_stage or cluster.zero_stage or 2,
                        micro_batch or cluster.micro_batch or 1, tuple(frames), profiles)
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """Predicted against measured activations of one clip on this machine."""
+
+    frames: int
+    checkpoint: bool
+    predicted: int
+    measured: int | None
+    """None: the clip ran out of GPU memory."""
+
+    def as_json(self) -> dict:
+        return {"frames": self.frames, "checkpoint": self.checkpoint, "predicted": self.predicted,
+                "measured": self.measured, "ratio": self.measured / self.predicted if self.measured else None}
+
+
+def check_memory_table(t: MemoryTable, device: torch.device) -> list[CheckRow]:
+    """Run the table's clips for real on ``device`` and put the measured activation peaks next to the model's.
+    Without checkpointing, lengths past the first that runs out of GPU memory are not tried."""
+    rows, config = [], t.config
+    for ck in (False, True):
+        p = t.profiles[ck]
+        out_of_memory = False
+        for frames in t.frames:
+            measured = None if out_of_memory else measure_clip_on_device(
+                config, frames, p.crop, p.precision, ck, t.micro_batch, device)
+            out_of_memory = measured is None
+            rows.append(CheckRow(frames, ck, p.activation_bytes(frames, t.micro_batch), measured))
+    return rows
+
+
+def render_check(rows: list[CheckRow], device: torch.device) -> str:
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (live tensors, fp32)"
+    lines = [f"checked on {where}: activations of one real clip, GiB (predicted / measured / ratio)"]
+    for r in rows:
+        how = "per-frame checkpointing" if r.checkpoint else "no checkpointing"
+        measured = f"{_gib(r.measured)} / {r.measured / r.predicted:.3f}" if r.measured else "out of memory"
+        lines.append(f"  T={r.frames:<4} {how:<24} {_gib(r.predicted)} / {measured}")
+    return "\n".join(lines)
 
 
 def _gib(n: int) -> str:
