@@ -1,10 +1,11 @@
 """Every training-speed option of `nvc1b bench train`, one at a time, against plain fp32 eager, in one process.
 
-The baseline runs first and again last, so drift over the run (thermal, other load) shows as the gap between
-its two rows; each option's speed-up and memory ratio are taken against the mean of the two. Options that do
-nothing on the device at hand are still run, so the table says so rather than leaving them out.
+Each round runs the baseline, every option, and the baseline again; with ``--rounds N`` the rounds repeat and
+every row reports the median step time over its runs with the spread (min–max), so drift over the run (thermal,
+other load) shows instead of passing for a speed-up. Speed-ups and memory ratios are taken against the median
+baseline. Options that do nothing on the device at hand are still run, so the table says so.
 
-    python benchmarks/train_options.py --preset tiny --frames 4 --crop 128 [--compile] [--json out.json]
+    python benchmarks/train_options.py --preset tiny --frames 4 --crop 128 [--rounds 3] [--compile] [--json out.json]
 
 On a GPU add ``--precision bf16`` to put bf16 autocast under every option (the baseline stays fp32 eager).
 ``--compile`` adds a torch.compile row; on a 2-core CPU it compiles for ~5 minutes.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from dataclasses import replace
 
 import torch
@@ -37,7 +39,8 @@ def main() -> None:
     parser.add_argument("--micro-batch", type=int, default=1)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--compile", action="store_true", help="add a torch.compile row")
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per run")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every row this often, interleaved")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
 
@@ -48,26 +51,33 @@ def main() -> None:
         options = {"bf16": {}, **{f"bf16+{k}": v for k, v in options.items()}}
     if args.compile:
         options["compile"] = {"compile": True}
-    rows: list[tuple[str, TrainResult]] = [("fp32 eager (first)", benchmark_training(base, device, args.steps))]
-    for name, changes in options.items():
-        setup = replace(base, precision=args.precision, **changes)
-        rows.append((name, benchmark_training(setup, device, args.steps)))
-    rows.append(("fp32 eager (last)", benchmark_training(base, device, args.steps)))
+    setups = {"fp32 eager": base, **{name: replace(base, precision=args.precision, **changes)
+                                     for name, changes in options.items()}}
+    runs: dict[str, list[TrainResult]] = {name: [] for name in setups}
+    for _ in range(args.rounds):
+        for name, setup in [*setups.items(), ("fp32 eager", base)]:  # the baseline opens and closes each round
+            runs[name].append(benchmark_training(setup, device, args.steps))
 
-    first, last = rows[0][1], rows[-1][1]
-    step_s = (first.step_s + last.step_s) / 2
-    memory = (first.peak_memory_gb + last.peak_memory_gb) / 2
-    print(f"{'option':<24}{'step s':>9}{'speed-up':>10}{'peak GB':>9}{'memory':>8}{'TFLOP/step':>12}")
-    for name, r in rows:
-        print(f"{name:<24}{r.step_s:>9.3f}{step_s / r.step_s:>9.2f}x{r.peak_memory_gb:>9.3f}"
-              f"{r.peak_memory_gb / memory:>7.2f}x{r.tflops_per_step:>12.4f}")
+    def median_step(name: str) -> float:
+        return statistics.median(r.step_s for r in runs[name])
+
+    base_step = median_step("fp32 eager")
+    base_memory = runs["fp32 eager"][0].peak_memory_gb
+    print(f"{'option':<22}{'step s (median)':>16}{'min-max':>16}{'speed-up':>10}{'peak GB':>9}{'memory':>8}"
+          f"{'TFLOP/step':>12}")
+    for name, results in runs.items():
+        steps = [r.step_s for r in results]
+        r = results[0]
+        print(f"{name:<22}{median_step(name):>16.3f}{min(steps):>8.3f}-{max(steps):<7.3f}"
+              f"{base_step / median_step(name):>9.2f}x{r.peak_memory_gb:>9.3f}{r.peak_memory_gb / base_memory:>7.2f}x"
+              f"{r.tflops_per_step:>12.4f}")
+    first = runs["fp32 eager"][0]
     print(f"{args.preset}, T={args.frames}, {args.crop}x{args.crop}, micro-batch {args.micro_batch}, {first.device}, "
-          f"{torch.get_num_threads()} threads; baseline drift {last.step_s / first.step_s - 1:+.1%}; "
-          f"memory: {first.memory_source}")
+          f"{torch.get_num_threads()} threads, {args.rounds} round(s) x {args.steps} timed steps, baseline run "
+          f"{len(runs['fp32 eager'])} times; memory: {first.memory_source}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump([{"option": name, **row} for (name, _), row in zip(rows, as_json([r for _, r in rows]))], f,
-                      indent=1)
+            json.dump({name: as_json(results) for name, results in runs.items()}, f, indent=1)
 
 
 if __name__ == "__main__":
