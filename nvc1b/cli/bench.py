@@ -121,6 +121,7 @@ def run_memory(args: argparse.Namespace) -> int:
     from ..cluster.profile import load_profile
     from ..config.model import load_preset
     from ..errors import ConfigError
+    from ..perf.memory import require_checkable
     from ..perf.memory_table import build_memory_table, check_memory_table, render_check, render_memory_table
 
     cluster = load_profile(args.cluster)
@@ -129,8 +130,8 @@ def run_memory(args: argparse.Namespace) -> int:
     if any(f < 2 for f in args.frames):
         raise ConfigError("--frames: a training clip with P-frames has at least 2 frames")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if args.check and device.type == "cpu" and args.precision != "fp32":
-        raise ConfigError("--check on a CPU measures fp32 only (CPU autocast is not CUDA's): add --precision fp32")
+    if args.check:
+        require_checkable(device, args.precision)  # before the table's minutes of meta-device measurement
     table = build_memory_table(load_preset(args.preset), cluster, args.crop, args.precision, args.micro_batch,
                                args.zero_stage, tuple(args.frames))
     checked = check_memory_table(table, device) if args.check else None

@@ -113,25 +113,37 @@ def _drop_grad(p: torch.Tensor) -> None:
     p.grad = None  # as ZeRO's hooks do once a gradient is in the reduce bucket
 
 
+def _training_clip(codec: VideoCodec, frames: int, checkpoint: bool, bf16: bool, loss: str = "all_T"):
+    """The clip the model measures: all six P-frame parts trained (the intra coder frozen), gradients dropped
+    as they arrive."""
+    from ..train.clip import ClipLoss, ClipSpec, set_trainable
+
+    for p in set_trainable(codec, "All"):
+        p.register_post_accumulate_grad_hook(_drop_grad)
+    spec = ClipSpec(parts="All", loss=loss, frames=frames, lambdas=LAMBDAS, frame_weights=FRAME_WEIGHTS,
+                    checkpoint_frames=checkpoint, bf16=bf16)
+    return ClipLoss(codec, spec)
+
+
+def require_checkable(device: torch.device, precision: str) -> None:
+    """Real clips on a CPU are measured in fp32 only: CPU autocast follows another op policy than CUDA's."""
+    if device.type == "cpu" and precision != "fp32":
+        raise ConfigError("--check on a CPU measures fp32 only (CPU autocast is not CUDA's): add --precision fp32")
+
+
 def measure_clip(
     config: ModelConfig, frames: int, crop: int = 256, precision: Precision = "bf16", checkpoint: bool = False,
     micro_batch: int = 1, loss: str = "all_T",
 ) -> ClipMeasurement:
     """Run one training clip (all six P-frame parts trained, the intra coder frozen) forward and backward on the
     meta device and count every storage it creates until it is freed."""
-    from ..train.clip import ClipLoss, ClipSpec, set_trainable
-
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"precision '{precision}': choose fp32 or bf16")
     if crop % 16 or crop <= 0:
         raise ConfigError(f"crop {crop} is not a positive multiple of 16")
     with torch.device("meta"):
         codec = VideoCodec(config)
-    for p in set_trainable(codec, "All"):
-        p.register_post_accumulate_grad_hook(_drop_grad)
-    spec = ClipSpec(parts="All", loss=loss, frames=frames, lambdas=LAMBDAS, frame_weights=FRAME_WEIGHTS,
-                    checkpoint_frames=checkpoint, bf16=False)
-    model = ClipLoss(codec, spec)
+    model = _training_clip(codec, frames, checkpoint, bf16=False, loss=loss)  # bf16 is emulated below
     live = LiveMemory()
     gpu = GpuEmulation(torch.bfloat16 if precision == "bf16" else None)
     starts: list[int] = []
@@ -166,17 +178,10 @@ def measure_clip_on_device(
     before (weights and the input clip), under real bf16 autocast; None if the clip runs out of memory. On the
     CPU: the storages the step creates, counted until freed (``LiveMemory``), fp32 only (CPU autocast follows
     another op policy than the CUDA one the model predicts)."""
-    from ..train.clip import ClipLoss, ClipSpec, set_trainable
-
-    if device.type == "cpu" and precision != "fp32":
-        raise ConfigError("bf16 memory can only be checked on a GPU: use --precision fp32 on the CPU")
+    require_checkable(device, precision)
     torch.manual_seed(seed)
     codec = VideoCodec(config).to(device)
-    for p in set_trainable(codec, "All"):
-        p.register_post_accumulate_grad_hook(_drop_grad)
-    spec = ClipSpec(parts="All", loss="all_T", frames=frames, lambdas=LAMBDAS, frame_weights=FRAME_WEIGHTS,
-                    checkpoint_frames=checkpoint, bf16=precision == "bf16")
-    model = ClipLoss(codec, spec)
+    model = _training_clip(codec, frames, checkpoint, bf16=precision == "bf16")
     clip = torch.rand(micro_batch, frames, 3, crop, crop, generator=torch.Generator().manual_seed(seed)).to(device)
     q_index = torch.arange(micro_batch, device=device).float() % len(LAMBDAS)
     try:
