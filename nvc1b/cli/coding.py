@@ -13,6 +13,7 @@ from ..coding.runtime import load_coding_model
 from ..coding.sequence import FrameStats, SequenceDecoder, SequenceEncoder
 from ..coding.video_io import FrameSink, open_source, write_atomic
 from ..errors import BitstreamError, DataError
+from ..files import check_output
 
 
 def _q_index(text: str) -> float:
@@ -86,6 +87,7 @@ def _summary(verb: str, stats: list[FrameStats], total_bytes: int, pixels: int, 
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    check_output(args.output, [args.input, args.checkpoint], what="bitstream --output")
     source = open_source(args.input, args.size, args.frames)
     codec = load_coding_model(args.checkpoint, args.device)
     encoder = SequenceEncoder(
@@ -108,6 +110,9 @@ def run_encode(args: argparse.Namespace) -> int:
 
 def run_decode(args: argparse.Namespace) -> int:
     path = Path(args.stream)
+    png_folder = not args.output.lower().endswith(".yuv")
+    check_output(args.output, [path, args.reference, args.checkpoint], directory_ok=png_folder,
+                 what="reconstruction --output")
     try:
         stream = path.read_bytes()
     except OSError as exc:

@@ -27,6 +27,7 @@ from ..data.video import (
     yuv420_to_rgb,
 )
 from ..errors import DataError
+from ..files import disk_full_reported, write_bytes_atomic
 
 
 def _is_yuv(path: Path) -> bool:
@@ -136,6 +137,10 @@ class FrameSink:
 
     def write(self, x_hat: Tensor) -> None:
         """Append reconstruction (3, H, W)."""
+        with disk_full_reported(self.path, self.tmp):
+            self._write(x_hat)
+
+    def _write(self, x_hat: Tensor) -> None:
         if self.yuv:
             y, u, v = (to_uint8(p) for p in rgb_to_yuv420(x_hat[None]))
             write_yuv420(self.tmp, y, u, v, append=True)
@@ -165,13 +170,7 @@ class FrameSink:
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename (a full disk is a
+    one-line error naming the path and the free space; ``path`` is left as it was)."""
+    write_bytes_atomic(path, data)
 

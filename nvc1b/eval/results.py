@@ -18,12 +18,12 @@ import csv
 import io
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import NvcError
+from ..files import within, write_text_atomic
 from .metrics import FrameQuality, yuv_psnr
 
 SCHEMA = "nvc1b.eval/1"
@@ -122,10 +122,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one rename: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -154,7 +151,7 @@ class DatasetFolder:
     """One (colour space, test set) folder of a results directory."""
 
     def __init__(self, out: str | Path, colorspace: str, dataset: str):
-        self.root = Path(out) / colorspace / dataset
+        self.root = within(out, Path(out) / colorspace / dataset, f"test set name '{dataset}'")
 
     def claim(self, run: dict[str, Any]) -> None:
         """Record what is evaluated here; a folder holding another evaluation's results is an error."""
@@ -171,7 +168,7 @@ class DatasetFolder:
         write_json(path, run)
 
     def point_path(self, sequence: str, point: str) -> Path:
-        return self.root / "sequences" / sequence / f"{point}.json"
+        return within(self.root, self.root / "sequences" / sequence / f"{point}.json", f"sequence name '{sequence}'")
 
     def load_point(self, sequence: str, point: str) -> PointResult | None:
         """The finished result of a sequence at a rate point, or None if it is not done yet."""
