@@ -17,17 +17,20 @@ T = TypeVar("T", bound=BaseModel)
 
 
 class Strict(BaseModel):
-    """Base of all configuration objects: unknown keys are errors, objects are immutable, and each field's
-    docstring is its documentation."""
+    """Base of all configuration objects: unknown keys are errors, numbers are finite (``.inf``/``.nan`` are
+    rejected), objects are immutable, and each field's docstring is its documentation."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Parse a YAML mapping from ``path`` or raise a one-line ConfigError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+                          "a YAML file is expected") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except OSError as exc:

@@ -194,6 +194,13 @@ class ModelConfig(Strict):
         return self
 
 
+SECTIONS: tuple[str, ...] = (
+    "interface", "motion_estimation", "motion_codec", "motion_entropy", "temporal_context_mining",
+    "contextual_codec", "contextual_entropy", "intra",
+)
+"""Sections every preset file gives: a missing one would silently take the DCVC-SDD-sized default."""
+
+
 def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
@@ -210,4 +217,12 @@ def load_preset(name_or_path: str | Path) -> ModelConfig:
             )
     data = read_yaml(path)
     data.setdefault("name", path.stem)
-    return validate(ModelConfig, data, str(path))
+    config = validate(ModelConfig, data, str(path))
+    missing = [key for key in SECTIONS if key not in data]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"{path}: key '{missing[0]}': missing section{more}; a preset gives every section "
+            f"({', '.join(SECTIONS)}), see {PRESET_DIR / 'tiny.yaml'}"
+        )
+    return config

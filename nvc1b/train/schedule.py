@@ -117,7 +117,7 @@ class Schedule(Strict):
     data: DataSource = DataSource()
     lambdas: tuple[PositiveFloat, PositiveFloat, PositiveFloat, PositiveFloat] = (85.0, 170.0, 380.0, 840.0)
     """λ of the four rate anchors; each sample draws one anchor per step."""
-    frame_weights: tuple[PositiveFloat, ...] = (0.5, 1.2, 0.5, 0.9)
+    frame_weights: tuple[PositiveFloat, ...] = Field((0.5, 1.2, 0.5, 0.9), min_length=1)
     """w_t of the P-frame at GOP position t: frame_weights[t % len]."""
     crop: PositiveInt = 256
     """Square random crop of the training clips."""
