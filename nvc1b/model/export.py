@@ -19,6 +19,7 @@ import torch
 from ..config.loading import validate
 from ..config.model import ModelConfig
 from ..errors import WeightsError
+from ..files import disk_full_reported
 from .codec import VideoCodec
 from .discrete import FactorizedTable, factorized_table
 from .likelihood import FactorizedPrior
@@ -51,10 +52,15 @@ def coding_tables(model: VideoCodec) -> dict[str, FactorizedTable]:
 
 
 def save_model(model: VideoCodec, path: str | Path, extra: dict[str, str] | None = None) -> Path:
-    """Write ``model``'s weights (fp32) and preset to ``path``; the file appears only once complete."""
+    """Write ``model``'s weights (fp32) and preset to ``path``; the file appears only once complete. Non-finite
+    weights are refused, and a full disk is a one-line error that leaves ``path`` as it was."""
     from safetensors.torch import save_file
 
     path = Path(path)
+    bad = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()),
+               None)
+    if bad is not None:
+        raise WeightsError(f"{path}: not written: tensor '{bad}' holds NaN or infinite values")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     for name, table in coding_tables(model).items():
@@ -64,8 +70,9 @@ def save_model(model: VideoCodec, path: str | Path, extra: dict[str, str] | None
         "fingerprint": weights_fingerprint(model), **(extra or {}),
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with disk_full_reported(path, tmp):
+        save_file(state, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
     return path
 
 
@@ -113,18 +120,34 @@ def load_export(path: str | Path, device: str | torch.device = "cpu") -> ModelEx
     else:
         log.warning("%s: export has no coding tables (written before they were stored); computing them now", path)
         tables = coding_tables(model)
-    fingerprint = meta.get("fingerprint") or weights_fingerprint(model)
+    fingerprint = weights_fingerprint(model)
+    stored = meta.get("fingerprint")
+    if stored is None:
+        log.warning("%s: export has no weights fingerprint (written before they were stored); using %s", path,
+                    fingerprint[:16])
+    elif stored != fingerprint:
+        raise WeightsError(
+            f"{path}: the weights do not match the fingerprint stored with them ({fingerprint[:16]}… against "
+            f"{stored[:16]}…): the file was damaged or edited after export; re-export it from its checkpoint"
+        )
     return ModelExport(model=model.to(device), fingerprint=fingerprint, tables=tables, path=path)
 
 
 def resolve_weights(path: str | Path) -> Path:
-    """A ``.safetensors`` file as given, or for a run directory the newest file in its ``exports/``."""
+    """A ``.safetensors`` file as given, or for a run directory the export of its furthest stage in schedule
+    order (exports are named ``<stage index>-<stage name>.safetensors``; file times play no part)."""
     path = Path(path)
     if path.is_dir():
-        exports = sorted((path / EXPORT_DIR).glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-        if not exports:
+        files = sorted((path / EXPORT_DIR).glob("*.safetensors"))
+        staged = sorted((int(p.name.split("-", 1)[0]), p.name, p) for p in files if p.name.split("-", 1)[0].isdigit())
+        if staged:
+            return staged[-1][2]
+        if len(files) == 1:
+            return files[0]
+        if not files:
             raise WeightsError(f"{path}: run directory has no exported weights in {EXPORT_DIR}/")
-        return exports[-1]
+        raise WeightsError(f"{path}: {EXPORT_DIR}/ holds {len(files)} exports without a stage index "
+                           f"({', '.join(p.name for p in files)}); give the file itself")
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint not found")
     return path
