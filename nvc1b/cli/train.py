@@ -12,9 +12,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("schedule", help="schedule YAML (for example stages/demo.yaml)")
     p.add_argument("--run-dir", required=True, type=Path, help="run directory: checkpoints, exports, logs, status")
     p.add_argument("--stage", help="run only this stage (name or index)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
-    p.add_argument("--max-steps", type=int, help="end the whole run after N optimizer steps in total")
-    p.add_argument("--checkpoint-every", type=int, help="optimizer steps between checkpoints")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest intact checkpoint (a damaged newer one is reported and skipped)")
+    p.add_argument("--from-checkpoint", metavar="TAG",
+                   help="resume from this checkpoint (a folder name in RUN_DIR/checkpoints/) instead of the newest")
+    p.add_argument("--max-steps", type=int, help="end the whole run after N (>= 1) optimizer steps in total")
+    p.add_argument("--checkpoint-every", type=int, help="optimizer steps (>= 1) between checkpoints")
     p.set_defaults(func=run)
 
 
@@ -22,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from ..train.schedule import load_schedule
     from ..train.trainer import EXIT_STOPPED, RunOptions, train
 
+    opts = RunOptions(args.run_dir, args.stage, args.resume, args.max_steps, args.checkpoint_every,
+                      from_checkpoint=args.from_checkpoint)
     schedule = load_schedule(args.schedule)
-    opts = RunOptions(args.run_dir, args.stage, args.resume, args.max_steps, args.checkpoint_every)
     result = train(schedule, opts)
     sys.stderr.flush()
     return EXIT_STOPPED if result.stop_reason == "signal" else 0

@@ -1,16 +1,20 @@
 """Checkpoints of a run: DeepSpeed's sharded format (model, optimizer) plus the run's progress, made "latest"
-only once complete, the last K kept; stage-final fp32 weights exported to safetensors.
+only once complete and verified, the last K kept; stage-final fp32 weights exported to safetensors.
 
 Layout of a run directory::
 
     checkpoints/<tag>/...          DeepSpeed files of every rank, then COMPLETE
+    checkpoints/<tag>/COMPLETE     the completion record: progress, and every file with its size and SHA-256
     checkpoints/latest.json        {"tag": ..., progress}: replaced atomically after COMPLETE exists
     exports/<stage>.safetensors    consolidated fp32 weights at the end of each stage (+ the preset)
+
+Choosing, verifying and falling back on resume is ``nvc1b.train.resume``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -19,16 +23,20 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import NvcError
+import torch
+
+from ..errors import DivergedError, NvcError
+from ..files import disk_full_reported, write_text_atomic
 from ..model.codec import VideoCodec
 from ..model.export import EXPORT_DIR, save_model
-from .distributed import DistInfo, barrier
+from .distributed import DistInfo, any_rank, barrier, on_main
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest.json"
 COMPLETE = "COMPLETE"
+RECORD_FORMAT = "nvc1b-checkpoint/1"
 
 
 @dataclass
@@ -71,22 +79,69 @@ def read_latest(run_dir: Path) -> tuple[str, Progress] | None:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1))
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def completion_record(folder: Path, progress: Progress) -> dict:
+    """The record a checkpoint is verified against: its progress and every file's size and SHA-256, read back
+    from the disk."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != COMPLETE):
+        files[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": file_digest(path)}
+    return {"format": RECORD_FORMAT, "tag": folder.name, "progress": asdict(progress), "files": files}
+
+
+def refuse_non_finite(module: torch.nn.Module, where: str, dist: DistInfo) -> None:
+    """Stop (on every rank) before a checkpoint of weights holding NaN or infinity is written."""
+    bad = None
+    for name, param in module.named_parameters():
+        local = getattr(param, "ds_tensor", param)  # ZeRO-3 keeps each rank's partition there
+        if local.numel() and not torch.isfinite(local.detach()).all():
+            bad = name
+            break
+    if any_rank(bad is not None, dist.device):
+        raise DivergedError(
+            f"{where}: the weights hold NaN or infinite values{f' (parameter {bad!r})' if bad else ''}; no checkpoint "
+            "or export is written from them and the run's last checkpoint stays as it was: lower lr or check the data"
+        )
 
 
 def save_checkpoint(engine, run_dir: Path, progress: Progress, keep: int, dist: DistInfo) -> str:
-    """Write a checkpoint of every rank; it becomes latest only after all ranks finished writing."""
+    """Write a checkpoint of every rank; it becomes latest only after all ranks finished writing and rank 0 has
+    read every file back into the completion record. A full disk removes the partial checkpoint."""
     tag = f"{progress.stage:02d}-{progress.stage_name}-step{progress.step:07d}"
     root = checkpoint_dir(run_dir)
-    engine.save_checkpoint(str(root), tag=tag, client_state={"progress": asdict(progress)}, save_latest=False)
+    refuse_non_finite(engine.module, f"stage {progress.stage} ('{progress.stage_name}') step {progress.step}", dist)
+    failure: BaseException | None = None
+    try:
+        with disk_full_reported(root / tag):
+            engine.save_checkpoint(str(root), tag=tag, client_state={"progress": asdict(progress)}, save_latest=False)
+    except NvcError as exc:
+        failure = exc
+    if any_rank(failure is not None, dist.device):
+        barrier()
+        if dist.main:
+            shutil.rmtree(root / tag, ignore_errors=True)
+        raise failure or NvcError(f"{root / tag}: another rank failed to write its part of the checkpoint")
     barrier()  # every rank's shards are on disk
-    if dist.main:
+
+    def complete() -> None:
         _fault_point("after_shards", progress.step)
-        (root / tag / COMPLETE).write_text("")
-        _write_json_atomic(root / LATEST, {"tag": tag, "progress": asdict(progress)})
+        with disk_full_reported(root / tag, root / tag):
+            record = completion_record(root / tag, progress)
+            _write_json_atomic(root / tag / COMPLETE, record)
+            _write_json_atomic(root / LATEST, {"tag": tag, "progress": asdict(progress)})
         _prune(root, keep, protect=tag)
+
+    on_main(complete)
     barrier()
     return tag
 
@@ -132,11 +187,14 @@ def consolidated_weights(run_dir: Path, tag: str, start: VideoCodec) -> dict:
 def export_stage(run_dir: Path, tag: str, start: VideoCodec, index: int, name: str, dist: DistInfo) -> Path:
     """Consolidate the stage-final checkpoint into fp32 and export it with the preset (rank 0 writes)."""
     path = stage_export_path(run_dir, index, name)
-    if dist.main:
+
+    def export() -> None:
         fresh = VideoCodec(start.config)
         fresh.load_state_dict(consolidated_weights(run_dir, tag, start))
         save_model(fresh, path, extra={"stage": name, "checkpoint": tag})
         log.info("exported stage %s weights to %s", name, path)
+
+    on_main(export)
     barrier()
     return path
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as tdist
+
+from ..errors import NvcError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -91,3 +97,21 @@ def mean_over_ranks(values: dict[str, torch.Tensor], device: torch.device) -> di
         tdist.all_reduce(t)
         t /= tdist.get_world_size()
     return {k: float(v) for k, v in zip(keys, t.tolist())}
+
+
+def on_main(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 only and hand its result, or the NvcError it raised, to every rank (so a user error
+    found by rank 0 stops all ranks at once instead of leaving them waiting in a collective)."""
+    result, error = None, None
+    if not tdist.is_initialized() or tdist.get_rank() == 0:
+        try:
+            result = fn()
+        except NvcError as exc:
+            error = exc
+    if tdist.is_initialized() and tdist.get_world_size() > 1:
+        box = [(result, error)]
+        tdist.broadcast_object_list(box, src=0)
+        result, error = box[0]
+    if error is not None:
+        raise error
+    return result

@@ -10,12 +10,12 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from ..errors import DivergedError, NvcError
+from ..errors import ConfigError, DivergedError, NvcError
 from .checkpointing import Progress, read_latest
 from .distributed import DistInfo, barrier, setup_distributed
 from .observe import Monitor, setup_logging, write_status
+from .resume import choose_checkpoint
+from .rundir import RunDirectory, check_resumable, keep_schedule
 from .schedule import Schedule
 from .stage import ClipSource, StageContext, run_stage, stage_steps
 
@@ -36,6 +36,16 @@ class RunOptions:
     """End the whole run after this many optimizer steps in total."""
     checkpoint_every: int | None = None
     """Override the schedule's checkpoint interval."""
+    from_checkpoint: str | None = None
+    """Resume from this checkpoint tag instead of the newest intact one (implies resume)."""
+
+    def __post_init__(self) -> None:
+        for key in ("max_steps", "checkpoint_every"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"--{key.replace('_', '-')}: must be a whole number of at least 1, got {value!r}")
+        if self.from_checkpoint is not None:
+            self.resume = True
 
 
 @dataclass
@@ -66,17 +76,10 @@ class StopFlag:
         return self.signal is not None or bool(self.stop_file and os.path.exists(self.stop_file))
 
 
-def _write_schedule(run_dir: Path, schedule: Schedule) -> None:
-    path = run_dir / "schedule.yaml"
-    text = yaml.safe_dump(schedule.model_dump(mode="json"), sort_keys=False)
-    if path.is_file() and path.read_text() != text:
-        log.warning("%s differs from the schedule given now; the new one is used and saved", path)
-    path.write_text(text)
-
-
 def _start_point(schedule: Schedule, opts: RunOptions, run_dir: Path) -> tuple[int, Progress | None, str | None]:
     """(first stage index, progress to continue from, checkpoint tag to load)."""
-    latest = read_latest(run_dir)
+    # resume: the newest verified checkpoint (or --from-checkpoint), falling back past damaged ones
+    latest = choose_checkpoint(run_dir, schedule, opts.from_checkpoint) if opts.resume else read_latest(run_dir)
     only = schedule.index(opts.stage) if opts.stage is not None else None
     if not opts.resume:
         if latest is not None and only is None:
@@ -102,6 +105,12 @@ def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, 
         run_dir.mkdir(parents=True, exist_ok=True)
     barrier()
     setup_logging(run_dir, dist)
+    with RunDirectory(run_dir, dist):  # one trainer per run directory, for the whole run
+        return _train_locked(schedule, opts, data, dist, run_dir)
+
+
+def _train_locked(schedule: Schedule, opts: RunOptions, data: ClipSource | None, dist: DistInfo,
+                  run_dir: Path) -> RunResult:
     if data is None:
         from ..data.training import open_training_data
 
@@ -111,8 +120,9 @@ def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, 
         data = data or open_training_data(schedule.data, dist.device)
         data.num_clips()  # a missing or empty manifest fails here, on every rank, before any engine starts
     first, progress, tag = _start_point(schedule, opts, run_dir)
+    check_resumable(run_dir, schedule, trained=first + (1 if progress is not None and progress.step > 0 else 0))
     if dist.main:
-        _write_schedule(run_dir, schedule)
+        keep_schedule(run_dir, schedule)
     stop = StopFlag()
     stop.install()
     monitor = Monitor(run_dir, dist)

@@ -18,10 +18,12 @@ parser.add_argument("--run-dir", required=True)
 parser.add_argument("--resume", action="store_true")
 parser.add_argument("--max-steps", type=int)
 parser.add_argument("--stage")
+parser.add_argument("--from-checkpoint")
 parser.add_argument("--local_rank", type=int)  # the deepspeed launcher's
 args = parser.parse_args()
 try:
-    result = train(load_schedule(args.schedule), RunOptions(Path(args.run_dir), args.stage, args.resume, args.max_steps),
+    result = train(load_schedule(args.schedule), RunOptions(Path(args.run_dir), args.stage, args.resume, args.max_steps,
+                                                             from_checkpoint=args.from_checkpoint),
                    data=SyntheticClips())
 except NvcError as exc:
     print(f"nvc1b: error: {exc}", file=sys.stderr)
