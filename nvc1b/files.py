@@ -75,7 +75,7 @@ def is_disk_full(exc: BaseException, path: str | Path) -> bool:
     """True when ``exc`` (raised while writing ``path``) comes from a full disk."""
     if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         return True
-    if isinstance(exc, (OSError, RuntimeError)):
+    if isinstance(exc, Exception):  # torch.save and safetensors wrap the OSError in their own exceptions
         with contextlib.suppress(OSError):
             return free_bytes(path) < LOW_SPACE_BYTES
     return False
