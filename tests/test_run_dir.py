@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from nvc1b.errors import ConfigError, DivergedError
 from nvc1b.train import rundir
@@ -108,7 +109,14 @@ def test_a_damaged_newest_checkpoint_is_detected_and_the_previous_one_resumed_bi
     assert [s for s, _ in resumed[:2]] == [3, 4]
     assert [loss for _, loss in resumed[:2]] == [before[3], before[4]]  # bit for bit
     assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
-    assert (run_dir / "exports" / "01-inter.safetensors").is_file()
+
+    # item 7: fp32 weights out of a checkpoint, frozen parts included: the stage's final checkpoint gives its export
+    out = run_dir.parent / "from-checkpoint.safetensors"
+    proc = subprocess.run([sys.executable, "-m", "nvc1b", "export", str(run_dir), "--output", str(out),
+                           "--from-checkpoint", "01-inter-step0000002"], env=env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    exported, recovered = (load_file(run_dir / "exports" / "01-inter.safetensors"), load_file(out))
+    assert exported.keys() == recovered.keys() and all(torch.equal(exported[k], recovered[k]) for k in exported)
 
 
 @pytest.mark.parametrize("how", ["deleted", "truncated", "empty", "1e30"])

@@ -20,6 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, help="optimizer steps (>= 1) between checkpoints")
     p.set_defaults(func=run)
 
+    e = sub.add_parser("export", help="fp32 weights (frozen parts included) of any checkpoint of a run")
+    e.add_argument("run_dir", type=Path, help="run directory")
+    e.add_argument("--output", required=True, type=Path, help="export to write (.safetensors, for --checkpoint)")
+    e.add_argument("--from-checkpoint", metavar="TAG", help="checkpoint (folder in RUN_DIR/checkpoints/); default: "
+                   "the newest intact one")
+    e.set_defaults(func=run_export)
+
 
 def run(args: argparse.Namespace) -> int:
     from ..train.schedule import load_schedule
@@ -31,3 +38,14 @@ def run(args: argparse.Namespace) -> int:
     result = train(schedule, opts)
     sys.stderr.flush()
     return EXIT_STOPPED if result.stop_reason == "signal" else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import logging
+
+    from ..train.recover import export_checkpoint
+
+    logging.basicConfig(level=logging.WARNING, format="nvc1b: %(levelname)s: %(message)s")
+    path, tag = export_checkpoint(args.run_dir, args.output, args.from_checkpoint)
+    print(f"wrote {path} (fp32 weights of checkpoint {tag})")
+    return 0

@@ -95,19 +95,24 @@ class StageResult:
 
 def initial_codec(ctx: StageContext) -> VideoCodec:
     """The model a stage starts from: the newest earlier stage's export, else a seeded fresh model."""
-    for earlier in range(ctx.index - 1, -1, -1):
-        path = stage_export_path(ctx.run_dir, earlier, ctx.schedule.stages[earlier].name)
+    return stage_start_model(ctx.schedule, ctx.index, ctx.run_dir)
+
+
+def stage_start_model(schedule: Schedule, index: int, run_dir: Path) -> VideoCodec:
+    """The model stage ``index`` of a run starts from (its frozen parts keep these weights for the whole stage)."""
+    for earlier in range(index - 1, -1, -1):
+        path = stage_export_path(run_dir, earlier, schedule.stages[earlier].name)
         if path.is_file():
             return load_model(path)
-        if stage_steps(ctx.schedule, earlier, 1) or ctx.schedule.stages[earlier].weights:
+        if stage_steps(schedule, earlier, 1) or schedule.stages[earlier].weights:
             raise NvcError(
-                f"stage {ctx.index} ('{ctx.schedule.stages[ctx.index].name}') starts from stage {earlier} "
-                f"('{ctx.schedule.stages[earlier].name}'), which has no export in {path.parent}: run it first"
+                f"stage {index} ('{schedule.stages[index].name}') starts from stage {earlier} "
+                f"('{schedule.stages[earlier].name}'), which has no export in {path.parent}: run it first"
             )
-    torch.manual_seed(ctx.schedule.seed)
-    codec = VideoCodec(load_preset(ctx.schedule.preset))
-    if ctx.schedule.spynet_weights:
-        codec.load_pretrained("spynet", ctx.schedule.spynet_weights)
+    torch.manual_seed(schedule.seed)
+    codec = VideoCodec(load_preset(schedule.preset))
+    if schedule.spynet_weights:
+        codec.load_pretrained("spynet", schedule.spynet_weights)
     return codec
 
 
