@@ -33,7 +33,7 @@ class DiskFullError(NvcError):
 
 def check_output(output: str | Path, inputs: Iterable[str | Path | None] = (), *, directory_ok: bool = False,
                  what: str = "output") -> Path:
-    """Refuse ``output`` when it is one of ``inputs`` (same file by inode, or an input lies inside it), or an
+    """Refuse ``output`` when it is one of ``inputs`` (the same file or folder by inode, hard links included), or an
     existing directory where a file goes (unless ``directory_ok``)."""
     output = Path(output)
     if output.is_dir() and not directory_ok:
@@ -46,8 +46,6 @@ def check_output(output: str | Path, inputs: Iterable[str | Path | None] = (), *
             continue
         if os.path.samefile(output, source):
             raise OutputError(f"{output}: the {what} is the input {source}; writing it would destroy the input")
-        if output.is_dir() and _is_inside(source, output):
-            raise OutputError(f"{output}: the {what} folder holds the input {source}")
     return output
 
 

@@ -74,6 +74,8 @@ def test_encode_and_decode_refuse_an_output_that_is_an_input(tmp_path, capsys, e
     assert "is the input" in err
     one_line_error(capsys, ["decode", stream, "--checkpoint", export, "--output", stream])
     assert clip.read_bytes() == original and stream.read_bytes() == coded
+    err = one_line_error(capsys, ["data", "pack", "yuv", clip, "--size", f"{WIDTH}x{HEIGHT}", "--out", clip])
+    assert "is the input" in err and clip.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.yuv", "s.nvc", "same-inode.yuv"]
 
 

@@ -8,6 +8,7 @@ import os
 from ..data import builtin, pack, video
 from ..data.manifest import read_manifest, verify_manifest
 from ..errors import DataError
+from ..files import check_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_pack(args: argparse.Namespace) -> int:
     kw = dict(shard_size=args.shard_size, png_level=args.png_level, jobs=args.jobs, progress=True)
+    inputs = [args.root] if args.source == "vimeo" else (args.folders if args.source == "frames" else args.files)
+    check_output(args.out, inputs, directory_ok=True, what="--out folder")
     if args.source == "vimeo":
         path = pack.pack_vimeo(args.root, args.out, args.list_file, **kw)
     elif args.source == "frames":

@@ -120,6 +120,9 @@ def save_checkpoint(engine, run_dir: Path, progress: Progress, keep: int, dist: 
     tag = f"{progress.stage:02d}-{progress.stage_name}-step{progress.step:07d}"
     root = checkpoint_dir(run_dir)
     refuse_non_finite(engine.module, f"stage {progress.stage} ('{progress.stage_name}') step {progress.step}", dist)
+    if dist.main and (root / tag).exists():  # left by a run resumed past it (damaged) or rolled back: stale
+        shutil.rmtree(root / tag)
+    barrier()
     failure: BaseException | None = None
     try:
         with disk_full_reported(root / tag):
