@@ -109,6 +109,7 @@ def test_a_damaged_newest_checkpoint_is_detected_and_the_previous_one_resumed_bi
     assert [s for s, _ in resumed[:2]] == [3, 4]
     assert [loss for _, loss in resumed[:2]] == [before[3], before[4]]  # bit for bit
     assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
+    assert (run_dir / "abandoned" / STEP4 / "COMPLETE").is_file()  # the damaged one is kept aside, not overwritten
 
     # item 7: fp32 weights out of a checkpoint, frozen parts included: the stage's final checkpoint gives its export
     out = run_dir.parent / "from-checkpoint.safetensors"
@@ -159,6 +160,17 @@ def test_from_checkpoint_picks_one_and_latest_json_is_checked_against_the_record
         overwrite_floats(run_dir / "checkpoints" / t / "mp_rank_00_model_states.pt")
     with pytest.raises(CheckpointError, match="no intact checkpoint to resume from"):
         choose_checkpoint(run_dir, sched)
+
+
+def test_from_checkpoint_resumes_an_older_one_and_sets_the_newer_ones_aside(run_copy):
+    schedule, run_dir = run_copy
+    before = dict(losses(run_dir))
+    proc = train(schedule, run_dir, "--from-checkpoint", STEP2, "--max-steps", 3)
+    assert f"resuming from {STEP2}, chosen with --from-checkpoint" in proc.stderr
+    assert losses(run_dir)[4:] == [(3, before[3])]
+    assert json.loads((run_dir / "checkpoints" / "latest.json").read_text())["tag"] == "00-intra-step0000003"
+    assert not (run_dir / "checkpoints" / STEP4).exists()
+    assert (run_dir / "abandoned" / STEP4 / "COMPLETE").is_file()  # the newer one passed over is kept, not lost
 
 
 # case 5: schedule.yaml is lost on resume

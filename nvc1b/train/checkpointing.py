@@ -6,6 +6,7 @@ Layout of a run directory::
     checkpoints/<tag>/...          DeepSpeed files of every rank, then COMPLETE
     checkpoints/<tag>/COMPLETE     the completion record: progress, and every file with its size and SHA-256
     checkpoints/latest.json        {"tag": ..., progress}: replaced atomically after COMPLETE exists
+    abandoned/<tag>/               checkpoints a resume went back past (damaged, or newer than --from-checkpoint)
     exports/<stage>.safetensors    consolidated fp32 weights at the end of each stage (+ the preset)
 
 Choosing, verifying and falling back on resume is ``nvc1b.train.resume``.
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest.json"
 COMPLETE = "COMPLETE"
+ABANDONED = "abandoned"
+"""Sub-directory of a run directory for checkpoints a resume went back past (see ``_set_aside_later``)."""
 RECORD_FORMAT = "nvc1b-checkpoint/1"
 
 
@@ -120,8 +123,8 @@ def save_checkpoint(engine, run_dir: Path, progress: Progress, keep: int, dist: 
     tag = f"{progress.stage:02d}-{progress.stage_name}-step{progress.step:07d}"
     root = checkpoint_dir(run_dir)
     refuse_non_finite(engine.module, f"stage {progress.stage} ('{progress.stage_name}') step {progress.step}", dist)
-    if dist.main and (root / tag).exists():  # left by a run resumed past it (damaged) or rolled back: stale
-        shutil.rmtree(root / tag)
+    if dist.main:
+        _set_aside_later(run_dir, tag)
     barrier()
     failure: BaseException | None = None
     try:
@@ -147,6 +150,26 @@ def save_checkpoint(engine, run_dir: Path, progress: Progress, keep: int, dist: 
     on_main(complete)
     barrier()
     return tag
+
+
+def _set_aside_later(run_dir: Path, tag: str) -> None:
+    """Move complete checkpoints at or after ``tag`` (left by the trajectory a resume went back from: damaged ones
+    skipped on resume, newer ones passed over by --from-checkpoint) to ``abandoned/``, so that none is overwritten,
+    none outranks the new ones and none is lost; partial ones are removed."""
+    root = checkpoint_dir(run_dir)
+    later = sorted(p for p in root.iterdir() if p.is_dir() and p.name >= tag) if root.is_dir() else []
+    for path in later:
+        if not (path / COMPLETE).exists():  # a partial write: nothing to keep
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        target = Path(run_dir) / ABANDONED / path.name
+        n = 1
+        while target.exists():
+            target, n = Path(run_dir) / ABANDONED / f"{path.name}.{n}", n + 1
+        target.parent.mkdir(exist_ok=True)
+        os.replace(path, target)
+        log.warning("%s is later than the checkpoint being written (the run went back past it): moved to %s",
+                    path, target)
 
 
 def _prune(root: Path, keep: int, protect: str) -> None:
