@@ -13,7 +13,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..train.checkpointing import read_latest, stage_export_path
-from ..train.observe import STATUS
+from ..train.observe import STATUS, format_duration
 from ..train.schedule import Schedule, effective, load_schedule
 from ..train.stage import accumulation_steps
 from .profile import ClusterProfile
@@ -111,14 +111,6 @@ class StageStatus:
     progress: str
     eta: str
     checkpoint: str
-
-
-def format_duration(seconds: float | None) -> str:
-    """'1h05m' or '4m20s'; '' for None."""
-    if seconds is None:
-        return ""
-    h, rest = divmod(int(seconds), 3600)
-    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def run_status(run_dir: Path) -> list[StageStatus]:
