@@ -1,6 +1,6 @@
 import pytest
 import torch
-from helpers.slurm_cluster import Unavailable, start_local_slurm
+from helpers.slurm_cluster import Unavailable, start_local_slurm, start_two_node_slurm
 
 from nvc1b.config.model import load_preset
 from nvc1b.model import VideoCodec
@@ -28,6 +28,24 @@ def slurm(tmp_path_factory):
     yield cluster
     cluster.stop()
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def slurm_two_nodes(tmp_path_factory):
+    """A real SLURM controller with two nodes, n1 and n2: each slurmd in its own network namespace with its own
+    address on a private bridge of this machine (skipped where that cannot be set up). The namespaces, the bridge
+    and the daemons are removed at the end, whatever the tests did."""
+    try:
+        cluster = start_two_node_slurm(tmp_path_factory.mktemp("slurm2"))
+    except Unavailable as exc:
+        pytest.skip(f"no two-node SLURM cluster: {exc}")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SLURM_CONF", str(cluster.conf))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        mp.undo()
 
 
 @pytest.fixture(autouse=True)
