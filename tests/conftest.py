@@ -15,30 +15,12 @@ def _private_cache(tmp_path_factory):
     mp.undo()
 
 
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    """A real SLURM controller and node daemon on this machine for the tests of one module (skipped where
-    Debian's slurmctld, slurmd and munge cannot be installed)."""
+def _slurm_cluster(start, root, what: str):
+    """Start a test cluster, point SLURM_CONF at it, and stop it at the end whatever the tests did."""
     try:
-        cluster = start_local_slurm(tmp_path_factory.mktemp("slurm"))
+        cluster = start(root)
     except Unavailable as exc:
-        pytest.skip(f"no local SLURM controller: {exc}")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SLURM_CONF", str(cluster.conf))
-    yield cluster
-    cluster.stop()
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def slurm_two_nodes(tmp_path_factory):
-    """A real SLURM controller with two nodes, n1 and n2: each slurmd in its own network namespace with its own
-    address on a private bridge of this machine (skipped where that cannot be set up). The namespaces, the bridge
-    and the daemons are removed at the end, whatever the tests did."""
-    try:
-        cluster = start_two_node_slurm(tmp_path_factory.mktemp("slurm2"))
-    except Unavailable as exc:
-        pytest.skip(f"no two-node SLURM cluster: {exc}")
+        pytest.skip(f"no {what}: {exc}")
     mp = pytest.MonkeyPatch()
     mp.setenv("SLURM_CONF", str(cluster.conf))
     try:
@@ -46,6 +28,21 @@ def slurm_two_nodes(tmp_path_factory):
     finally:
         cluster.stop()
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A real SLURM controller and node daemon on this machine for the tests of one module (skipped where
+    Debian's slurmctld, slurmd and munge cannot be installed)."""
+    yield from _slurm_cluster(start_local_slurm, tmp_path_factory.mktemp("slurm"), "local SLURM controller")
+
+
+@pytest.fixture(scope="module")
+def slurm_two_nodes(tmp_path_factory):
+    """A real SLURM controller with two nodes, n1 and n2: each slurmd in its own network namespace with its own
+    address on a private bridge of this machine (skipped where that cannot be set up). The namespaces, the bridge
+    and the daemons are removed at the end."""
+    yield from _slurm_cluster(start_two_node_slurm, tmp_path_factory.mktemp("slurm2"), "two-node SLURM cluster")
 
 
 @pytest.fixture(autouse=True)
