@@ -1,6 +1,6 @@
 import pytest
 import torch
-from helpers.slurm_cluster import Unavailable, start_local_slurm
+from helpers.slurm_cluster import Unavailable, start_local_slurm, start_two_node_slurm
 
 from nvc1b.config.model import load_preset
 from nvc1b.model import VideoCodec
@@ -15,19 +15,34 @@ def _private_cache(tmp_path_factory):
     mp.undo()
 
 
+def _slurm_cluster(start, root, what: str):
+    """Start a test cluster, point SLURM_CONF at it, and stop it at the end whatever the tests did."""
+    try:
+        cluster = start(root)
+    except Unavailable as exc:
+        pytest.skip(f"no {what}: {exc}")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SLURM_CONF", str(cluster.conf))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        mp.undo()
+
+
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     """A real SLURM controller and node daemon on this machine for the tests of one module (skipped where
     Debian's slurmctld, slurmd and munge cannot be installed)."""
-    try:
-        cluster = start_local_slurm(tmp_path_factory.mktemp("slurm"))
-    except Unavailable as exc:
-        pytest.skip(f"no local SLURM controller: {exc}")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SLURM_CONF", str(cluster.conf))
-    yield cluster
-    cluster.stop()
-    mp.undo()
+    yield from _slurm_cluster(start_local_slurm, tmp_path_factory.mktemp("slurm"), "local SLURM controller")
+
+
+@pytest.fixture(scope="module")
+def slurm_two_nodes(tmp_path_factory):
+    """A real SLURM controller with two nodes, n1 and n2: each slurmd in its own network namespace with its own
+    address on a private bridge of this machine (skipped where that cannot be set up). The namespaces, the bridge
+    and the daemons are removed at the end."""
+    yield from _slurm_cluster(start_two_node_slurm, tmp_path_factory.mktemp("slurm2"), "two-node SLURM cluster")
 
 
 @pytest.fixture(autouse=True)

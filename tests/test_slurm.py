@@ -1,20 +1,22 @@
-"""Submission, dependencies, preemption with requeue, status and cancel against a real SLURM controller
-started on this machine (skipped with the reason when SLURM cannot be installed or run here)."""
+"""Submission, dependencies, preemption with requeue, idempotent stage jobs, two phases on two profiles, status
+and cancel against a real SLURM controller started on this machine (skipped with the reason when SLURM cannot be
+installed or run here)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
 
+from helpers.slurm_jobs import (
+    ROOT, digests, job_log, nvc1b, state, submit, wait_for, write_profile, write_schedule,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
@@ -23,51 +25,6 @@ def manifest(tmp_path_factory):
     from nvc1b.data.builtin import ensure_builtin_dataset
 
     return ensure_builtin_dataset(tmp_path_factory.mktemp("data"), clips=16).train_manifest
-
-
-def write_schedule(path: Path, manifest: Path, inter_steps: int = 6, **top) -> Path:
-    data = {
-        "preset": "tiny", "data": {"train": str(manifest), "workers": 0}, "crop": 32, "global_batch": 2,
-        "micro_batch": 2, "zero_stage": 1, "checkpoint_every": 2, **top,
-        "stages": [
-            {"name": "intra", "frames": 1, "parts": "Intra", "loss": "intra", "lr": 1e-3, "steps": 2},
-            {"name": "inter", "frames": 2, "parts": "Inter", "loss": "meRD", "lr": 1e-3, "steps": inter_steps},
-        ],
-    }
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def write_profile(path: Path) -> Path:
-    profile = yaml.safe_load((ROOT / "cluster" / "local.yaml").read_text())
-    profile.update(python=sys.executable, time_limit="00:30:00",
-                   setup=["export OMP_NUM_THREADS=1", "export NVC1B_PROGRESS=0"])
-    path.write_text(yaml.safe_dump(profile))
-    return path
-
-
-def nvc1b(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nvc1b", *args], capture_output=True, text=True, timeout=300)
-
-
-def submit(schedule: Path, profile: Path, run_dir: Path) -> list[str]:
-    proc = nvc1b("submit", str(schedule), "--cluster", str(profile), "--run-dir", str(run_dir))
-    assert proc.returncode == 0, proc.stderr
-    return [line.split()[-1] for line in proc.stdout.splitlines()]
-
-
-def wait_for(predicate, timeout: float = 300, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def state(slurm, job_id: str) -> str:
-    return slurm.job(job_id).get("JobState", "UNKNOWN")
 
 
 @pytest.mark.parametrize("profile, nodes", [("a40x32", "a40-[01-08]"), ("a800x4", "a800-01")])
@@ -82,15 +39,70 @@ def test_rendered_profiles_pass_sbatch_test_only(slurm, tmp_path, profile, nodes
         assert check.returncode == 0 and "to start at" in check.stderr and nodes in check.stderr, check.stderr
 
 
-def test_chain_runs_stage_after_stage(slurm, manifest, tmp_path):
-    schedule = write_schedule(tmp_path / "s.yaml", manifest, inter_steps=2)
-    first, second = submit(schedule, write_profile(tmp_path / "p.yaml"), tmp_path / "run")
+def test_chain_runs_stage_after_stage_and_a_requeued_finished_stage_trains_nothing(slurm, manifest, tmp_path):
+    schedule = write_schedule(tmp_path / "s.yaml", manifest, inter_steps=4, progress_every=2)
+    run_dir = tmp_path / "run"
+    first, second = submit(schedule, write_profile(tmp_path / "p.yaml"), run_dir)
     assert f"afterok:{first}" in slurm.job(second)["Dependency"]
     wait_for(lambda: state(slurm, second) in ("COMPLETED", "FAILED", "CANCELLED"), what="the chain to finish")
     assert state(slurm, first) == "COMPLETED" and state(slurm, second) == "COMPLETED"
-    assert (tmp_path / "run" / "exports" / "01-inter.safetensors").is_file()
-    status = nvc1b("status", "--run-dir", str(tmp_path / "run"))
+    assert (run_dir / "exports" / "01-inter.safetensors").is_file()
+    status = nvc1b("status", "--run-dir", str(run_dir))
     assert status.returncode == 0 and status.stdout.count("COMPLETED") == 2 and status.stdout.count("done") == 2
+    # a progress line every 2 steps (the schedule's progress_every) in the job's output file
+    assert re.findall(r"stage 1 inter step (\d+)/4: loss .* frames/s .* ETA stage", job_log(run_dir, "inter")) == \
+        ["2", "4"]
+
+    exports, metrics = digests(run_dir), (run_dir / "logs" / "metrics.jsonl").read_text()
+    subprocess.run(["scontrol", "requeue", f"{first},{second}"], check=True)
+    for job in (first, second):
+        wait_for(lambda: int(slurm.job(job).get("Restarts", "0")) >= 1 and state(slurm, job) == "COMPLETED",
+                 what=f"requeued job {job} to finish")
+    assert digests(run_dir) == exports and len(exports) == 2
+    assert (run_dir / "logs" / "metrics.jsonl").read_text() == metrics  # not one step trained
+    assert "stage 1 ('inter') is already done" in job_log(run_dir, "inter").split("restart 1")[1]
+
+
+def test_stage_killed_between_its_final_checkpoint_and_export_is_completed_by_its_rerun(slurm, manifest, tmp_path):
+    schedule = write_schedule(tmp_path / "s.yaml", manifest, inter_steps=2)
+    profile, run_dir = write_profile(tmp_path / "p.yaml"), tmp_path / "run"
+    with pytest.MonkeyPatch.context() as mp:  # sbatch hands the environment to the jobs
+        mp.setenv("NVC1B_FAULT", "before_export:0")
+        first, second = submit(schedule, profile, run_dir)
+    wait_for(lambda: state(slurm, first) == "FAILED", what="the intra stage to die before its export")
+    wait_for(lambda: state(slurm, second) == "CANCELLED", timeout=60, what="its dependent job to be cancelled")
+    assert json.loads((run_dir / "checkpoints" / "latest.json").read_text())["progress"]["stage_done"]
+    assert not (run_dir / "exports").exists() or not list((run_dir / "exports").iterdir())
+
+    first, second = submit(schedule, profile, run_dir)
+    wait_for(lambda: state(slurm, second) in ("COMPLETED", "FAILED", "CANCELLED"), what="the rerun chain to finish")
+    assert state(slurm, first) == "COMPLETED" and state(slurm, second) == "COMPLETED"
+    rerun = job_log(run_dir, "intra", first)
+    assert "finished but has no export: writing it from checkpoint 00-intra-step0000002" in rerun
+    assert "stage 0 intra step" not in rerun  # no step trained again
+    assert list(digests(run_dir)) == ["00-intra.safetensors", "01-inter.safetensors"]
+
+
+def test_two_phases_on_two_profiles_in_one_run_directory(slurm, manifest, tmp_path):
+    schedule = write_schedule(tmp_path / "s.yaml", manifest, inter_steps=2)
+    run_dir = tmp_path / "run"
+    (first,) = submit(schedule, write_profile(tmp_path / "phase1.yaml", micro_batch=1), run_dir, "--stages", "intra")
+    (second,) = submit(schedule, write_profile(tmp_path / "phase2.yaml", micro_batch=2), run_dir,
+                       "--stages", "inter", "--after", "last")
+    assert f"afterok:{first}" in slurm.job(second)["Dependency"]
+    wait_for(lambda: state(slurm, second) in ("COMPLETED", "FAILED", "CANCELLED"), what="phase 2 to finish")
+    assert state(slurm, first) == "COMPLETED" and state(slurm, second) == "COMPLETED"
+    snapshots = sorted((run_dir / "slurm").glob("schedule-*.yaml"))
+    assert [p.name for p in snapshots] == ["schedule-01-phase1.yaml", "schedule-02-phase2.yaml"]
+    assert [yaml.safe_load(p.read_text())["micro_batch"] for p in snapshots] == [1, 2]
+    # each job read its own snapshot: the global batch of 2 as 1 clip x 2 accumulation, then 2 clips x 1
+    assert "2 clips/step = 1 ranks x 1 micro x 2 accumulation" in job_log(run_dir, "intra")
+    assert "2 clips/step = 1 ranks x 2 micro x 1 accumulation" in job_log(run_dir, "inter")
+    status = nvc1b("status", "--run-dir", str(run_dir))
+    print(status.stdout)
+    rows = [line.split() for line in status.stdout.splitlines() if line[:2] in ("00", "01")]
+    assert [(r[1], r[2], r[3], r[4], r[6]) for r in rows] == [
+        ("intra", "phase1", first, "COMPLETED", "done"), ("inter", "phase2", second, "COMPLETED", "done")]
 
 
 def test_warning_signal_checkpoints_requeues_and_ends_with_the_same_weights(slurm, manifest, tmp_path):
@@ -114,7 +126,7 @@ def test_warning_signal_checkpoints_requeues_and_ends_with_the_same_weights(slur
     wait_for(lambda: int(slurm.job(job).get("Restarts", "0")) >= 1, what="the job to be requeued")
     wait_for(lambda: state(slurm, job) in ("COMPLETED", "FAILED", "CANCELLED"), what="the requeued job to finish")
     assert state(slurm, job) == "COMPLETED"
-    log = next((run_dir / "slurm").glob("*-inter-*.out")).read_text()
+    log = job_log(run_dir, "inter")
     assert "warning signal" in log and "requeueing" in log and "restart 1" in log
     ref = load_file(reference / "exports" / "01-inter.safetensors")
     got = load_file(run_dir / "exports" / "01-inter.safetensors")
@@ -139,5 +151,5 @@ def test_failed_first_stage_leaves_no_pending_job(slurm, manifest, tmp_path):
     wait_for(lambda: state(slurm, first) == "FAILED", what="the first stage to fail")
     wait_for(lambda: state(slurm, second) != "PENDING", timeout=60, what="the dependent job to leave the queue")
     assert state(slurm, second) == "CANCELLED"
-    log = next((tmp_path / "run" / "slurm").glob("*-intra-*.out")).read_text()
+    log = job_log(tmp_path / "run", "intra")
     assert "missing.pth: weights file not found" in log

@@ -24,17 +24,22 @@ def _run(args: list[str], what: str) -> str:
     return proc.stdout
 
 
-def sbatch(script: Path, dependency: str | None = None, test_only: bool = False) -> str:
-    """Submit ``script``; returns the job id (or sbatch's message with ``test_only``)."""
+def sbatch_command(script: Path, dependency: str | None = None) -> list[str]:
+    """The sbatch command line that submits ``script`` (after ``dependency``, e.g. 'afterok:123')."""
     args = ["sbatch", "--parsable", "--kill-on-invalid-dep=yes"]
     if dependency:
         args.append(f"--dependency={dependency}")
+    return args + [str(script)]
+
+
+def sbatch(script: Path, dependency: str | None = None, test_only: bool = False) -> str:
+    """Submit ``script``; returns the job id (or sbatch's message with ``test_only``)."""
     if test_only:
         proc = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise SlurmError(f"sbatch --test-only {script}: {proc.stderr.strip()}")
         return proc.stderr.strip()
-    return _run(args + [str(script)], f"submit {script}").strip().split(";")[0]
+    return _run(sbatch_command(script, dependency), f"submit {script}").strip().split(";")[0]
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,7 @@ def export_stage(run_dir: Path, tag: str, start: VideoCodec, index: int, name: s
     path = stage_export_path(run_dir, index, name)
 
     def export() -> None:
+        _fault_point("before_export", index)
         fresh = VideoCodec(start.config)
         fresh.load_state_dict(consolidated_weights(run_dir, tag, start))
         save_model(fresh, path, extra={"stage": name, "checkpoint": tag})
@@ -227,6 +228,7 @@ def export_stage(run_dir: Path, tag: str, start: VideoCodec, index: int, name: s
 
 def _fault_point(name: str, step: int) -> None:
     """Test hook: NVC1B_FAULT=after_shards:STEP makes the process die here while writing the checkpoint of
-    that stage step, as a crash mid-checkpoint would."""
+    that stage step, as a crash mid-checkpoint would; before_export:INDEX dies between stage INDEX's final
+    checkpoint and its export."""
     if os.environ.get("NVC1B_FAULT") == f"{name}:{step}":
         os._exit(9)

@@ -140,6 +140,10 @@ class Schedule(Strict):
     """Checkpoints kept per run (older ones are deleted once a newer one is complete)."""
     activation_checkpointing: ActivationCheckpointing = ActivationCheckpointing()
     stability: Stability = Stability()
+    progress_every: PositiveInt = 10
+    """Optimizer steps between progress lines in the log when stderr is not a terminal (a SLURM job's output)."""
+    progress_seconds: PositiveFloat = 60.0
+    """Seconds between those progress lines at the latest."""
     spynet_weights: Optional[str] = None
     """Local file with pre-trained SpyNet weights, loaded before the first stage."""
     stages: list[Stage] = Field(min_length=1)

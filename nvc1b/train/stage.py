@@ -138,6 +138,12 @@ def _load_intra(ctx: StageContext, progress: Progress) -> StageResult:
     return StageResult(replace(progress, stage_done=True), finished=True)
 
 
+def export_finished_stage(ctx: StageContext, tag: str) -> Path:
+    """Export stage ``ctx.index`` from its final checkpoint ``tag`` (a crash came between the checkpoint and the export)."""
+    stage = ctx.schedule.stages[ctx.index]
+    return export_stage(ctx.run_dir, tag, initial_codec(ctx), ctx.index, stage.name, ctx.dist)
+
+
 def _ds_config(cfg: Schedule, accum: int) -> dict:
     return {
         "train_micro_batch_size_per_gpu": cfg.micro_batch,

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DivergedError, NvcError
-from .checkpointing import Progress, read_latest
+from .checkpointing import Progress, read_latest, stage_export_path
 from .distributed import DistInfo, barrier, setup_distributed
 from .observe import Monitor, setup_logging, write_status
 from .resume import choose_checkpoint
 from .rundir import RunDirectory, check_resumable, keep_schedule
 from .schedule import Schedule
-from .stage import ClipSource, StageContext, run_stage, stage_steps
+from .stage import ClipSource, StageContext, export_finished_stage, run_stage, stage_steps
 
 log = logging.getLogger("nvc1b.train")
 
@@ -76,10 +76,11 @@ class StopFlag:
         return self.signal is not None or bool(self.stop_file and os.path.exists(self.stop_file))
 
 
-def _start_point(schedule: Schedule, opts: RunOptions, run_dir: Path) -> tuple[int, Progress | None, str | None]:
-    """(first stage index, progress to continue from, checkpoint tag to load)."""
-    # resume: the newest verified checkpoint (or --from-checkpoint), falling back past damaged ones
-    latest = choose_checkpoint(run_dir, schedule, opts.from_checkpoint) if opts.resume else read_latest(run_dir)
+def _start_point(schedule: Schedule, opts: RunOptions, run_dir: Path,
+                 latest: tuple[str, Progress] | None) -> tuple[int, Progress | None, str | None]:
+    """(first stage index, progress to continue from, checkpoint tag to load), given the checkpoint ``latest``
+    chosen to continue from. With --stage and --resume, a first index past the chosen stage means it is already
+    done: a stage job that SLURM or a user runs again trains nothing (see ``_finished_stage``)."""
     only = schedule.index(opts.stage) if opts.stage is not None else None
     if not opts.resume:
         if latest is not None and only is None:
@@ -90,11 +91,35 @@ def _start_point(schedule: Schedule, opts: RunOptions, run_dir: Path) -> tuple[i
         return (only or 0), None, None
     tag, progress = latest
     if only is not None and only != progress.stage:
-        return only, None, None
+        if only < progress.stage:
+            return _finished_stage(schedule, run_dir, only, progress), progress, None
+        # a later stage starts fresh; the run's step count goes on (TensorBoard's step is the run's global step)
+        return only, Progress(only, schedule.stages[only].name, 0, progress.total_steps), None
     if progress.stage_done:
         return progress.stage + 1, Progress(progress.stage + 1, "", 0, progress.total_steps), None
     log.info("resuming stage %d ('%s') at step %d from %s", progress.stage, progress.stage_name, progress.step, tag)
     return progress.stage, progress, tag
+
+
+def _finished_stage(schedule: Schedule, run_dir: Path, index: int, latest: Progress) -> int:
+    """Index past stage ``index``, which an earlier job finished (the run's newest checkpoint is of a later stage)."""
+    path = stage_export_path(run_dir, index, schedule.stages[index].name)
+    if not path.is_file():
+        raise NvcError(
+            f"stage {index} ('{schedule.stages[index].name}') has no export {path}, but the run has moved on to "
+            f"stage {latest.stage} ('{latest.stage_name}'); train it again without --resume"
+        )
+    return index + 1
+
+
+def _complete_export(schedule: Schedule, run_dir: Path, tag: str, progress: Progress, data: ClipSource,
+                     dist: DistInfo) -> None:
+    """Write the export of a finished stage from its final checkpoint if a crash came between the two."""
+    name = schedule.stages[progress.stage].name
+    if not progress.stage_done or stage_export_path(run_dir, progress.stage, name).is_file():
+        return
+    log.info("stage %d ('%s') finished but has no export: writing it from checkpoint %s", progress.stage, name, tag)
+    export_finished_stage(StageContext(schedule, progress.stage, run_dir, dist, data, monitor=None), tag)
 
 
 def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, dist: DistInfo | None = None) -> RunResult:
@@ -119,15 +144,23 @@ def _train_locked(schedule: Schedule, opts: RunOptions, data: ClipSource | None,
         barrier()
         data = data or open_training_data(schedule.data, dist.device)
         data.num_clips()  # a missing or empty manifest fails here, on every rank, before any engine starts
-    first, progress, tag = _start_point(schedule, opts, run_dir)
+    # resume: the newest verified checkpoint (or --from-checkpoint), falling back past damaged ones
+    latest = choose_checkpoint(run_dir, schedule, opts.from_checkpoint) if opts.resume else read_latest(run_dir)
+    first, progress, tag = _start_point(schedule, opts, run_dir, latest)
     check_resumable(run_dir, schedule, trained=first + (1 if progress is not None and progress.step > 0 else 0))
+    last = schedule.index(opts.stage) + 1 if opts.stage is not None else len(schedule.stages)
+    if latest is not None and opts.resume:
+        _complete_export(schedule, run_dir, *latest, data, dist)
+    if first >= last:
+        log.info("stage %d ('%s') is already done (%s): nothing to train", last - 1, schedule.stages[last - 1].name,
+                 stage_export_path(run_dir, last - 1, schedule.stages[last - 1].name))
+        return RunResult(progress, stopped=False)
     if dist.main:
         keep_schedule(run_dir, schedule)
     stop = StopFlag()
     stop.install()
-    monitor = Monitor(run_dir, dist)
+    monitor = Monitor(run_dir, dist, schedule.progress_every, schedule.progress_seconds)
     num_clips = data.num_clips()
-    last = first + 1 if opts.stage is not None else len(schedule.stages)
     total_steps = progress.total_steps if progress else 0
     try:
         for index in range(first, last):
