@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from .video import max_value
+from .video import max_value, repeat_chroma
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def get_conversion(name: str) -> RGBConversion:
 def upsample_chroma(c: Tensor, how: str) -> Tensor:
     """Chroma planes (N, h, w) → (N, 2h, 2w)."""
     if how == "nearest":
-        return c.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+        return repeat_chroma(c)
     corner = how == "corner"
     return F.interpolate(c[:, None], scale_factor=2, mode="bilinear", align_corners=corner)[:, 0]
 

@@ -140,13 +140,17 @@ def rgb_to_yuv420(rgb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return yuv[:, 0].clamp(0, 1), chroma[:, 0].clamp(0, 1), chroma[:, 1].clamp(0, 1)
 
 
+def repeat_chroma(c: Tensor) -> Tensor:
+    """Chroma (..., h, w) → (..., 2h, 2w), each sample repeated 2×2 (nearest-neighbour upsampling)."""
+    return c.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+
+
 def rgb_to_yuv444_nearest(rgb: Tensor) -> Tensor:
     """RGB frames (..., 3, H, W) in [0, 1], H and W even → BT.709 YUV 4:2:0 with each chroma sample repeated 2×2:
     (..., 3, H, W), what a YUV model codes (training clips made from RGB, as the evaluation's yuv420 input)."""
     shape = rgb.shape
     y, u, v = rgb_to_yuv420(rgb.reshape(-1, *shape[-3:]))
-    up = lambda c: c.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
-    return torch.stack([y, up(u), up(v)], dim=1).reshape(shape)
+    return torch.stack([y, repeat_chroma(u), repeat_chroma(v)], dim=1).reshape(shape)
 
 
 def _natural_key(path: Path) -> list:

@@ -98,8 +98,7 @@ def planes_from_yuv(y: Tensor, u: Tensor, v: Tensor, depth: int, conversion: str
 
 def yuv444_nearest(y: Tensor, u: Tensor, v: Tensor) -> Tensor:
     """4:2:0 planes (H, W), (H/2, W/2) ×2 → (3, H, W): each chroma sample repeated 2×2 (DCVC-DC/FM's input)."""
-    up = lambda c: c.repeat_interleave(2, dim=0).repeat_interleave(2, dim=1)
-    return torch.stack([y, up(u), up(v)])
+    return torch.stack([y, video.repeat_chroma(u), video.repeat_chroma(v)])
 
 
 def yuv420_mean(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
