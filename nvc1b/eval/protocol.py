@@ -136,7 +136,7 @@ def output_planes(x_hat: Tensor, protocol: Protocol, depth: int) -> Planes:
     if protocol.colorspace == "rgb":
         return planes_from_rgb(x_hat)
     if protocol.colorspace == "yuv420":
-        return planes_from_yuv(*yuv420_mean(x_hat.cpu()), depth, protocol.rgb_conversion)
+        return planes_from_yuv(*yuv420_mean(x_hat.detach().cpu().clamp(0, 1)), depth, protocol.rgb_conversion)
     y, u, v = video.rgb_to_yuv420(x_hat.detach().double().cpu().clamp(0, 1)[None])
     return planes_from_yuv(y[0], u[0], v[0], depth, protocol.rgb_conversion)
 
