@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from nvc1b.data import video
+from nvc1b.data.conversions import yuv420_to_rgb8
 from nvc1b.data.testsets import load_test_set, read_rgb_frames, read_yuv_frames
 from nvc1b.errors import ConfigError, DataError
 
@@ -80,7 +81,7 @@ def test_missing_file_is_config_error(tmp_path):
         load_test_set(tmp_path / "none.yaml")
 
 
-def test_yuv_reader_gives_planes_and_bt709_rgb(tmp_path):
+def test_yuv_reader_gives_planes_and_the_rgb_test_set(tmp_path):
     rng = np.random.default_rng(5)
     y = rng.integers(0, 256, (12, 6, 8), dtype=np.uint8)
     u = rng.integers(0, 256, (12, 3, 4), dtype=np.uint8)
@@ -91,8 +92,11 @@ def test_yuv_reader_gives_planes_and_bt709_rgb(tmp_path):
     planes = list(read_yuv_frames(ts, seq))
     assert len(planes) == 10 and torch.equal(planes[9][0], video.to_float(y[9]))
     rgb = list(read_rgb_frames(ts, seq, count=11, start=1))
-    expected = video.yuv420_to_rgb(video.to_float(y[1:12]), video.to_float(u[1:12]), video.to_float(v[1:12]))
-    assert len(rgb) == 11 and all(torch.allclose(a, b, atol=0) for a, b in zip(rgb, expected, strict=False))
+    expected = torch.from_numpy(yuv420_to_rgb8(y[1:12], u[1:12], v[1:12], "dcvc")).float() / 255  # the 8-bit RGB set
+    assert len(rgb) == 11 and all(torch.equal(a, b) for a, b in zip(rgb, expected, strict=True))
+    centred = next(read_rgb_frames(ts, seq, count=1, conversion="centred"))
+    assert torch.equal(centred, torch.from_numpy(video.to_uint8(video.yuv420_to_rgb(
+        video.to_float(y[:1]), video.to_float(u[:1]), video.to_float(v[:1]))[0])).float() / 255)
     with pytest.raises(DataError, match="frames 10..12 requested but the file has 12"):
         list(read_rgb_frames(ts, seq, count=3, start=10))
 

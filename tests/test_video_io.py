@@ -41,7 +41,7 @@ def test_bt709_matches_numpy():
 def test_bad_yuv_files_are_one_line_errors(tmp_path):
     path = tmp_path / "odd.yuv"
     path.write_bytes(b"\0" * 100)
-    with pytest.raises(DataError, match=r"odd.yuv: 100 bytes is not a whole number of 8x6 YUV420 frames"):
+    with pytest.raises(DataError, match=r"odd.yuv: 100 bytes is not a whole number of 8x6 8-bit YUV420 frames"):
         video.count_yuv420_frames(path, 8, 6)
     with pytest.raises(DataError, match="not found"):
         video.read_yuv420(tmp_path / "none.yuv", 8, 6)
@@ -59,3 +59,17 @@ def test_png_folder_natural_order_and_errors(tmp_path):
     (tmp_path / "im11.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="im11.png: cannot decode PNG"):
         video.read_png_folder(tmp_path)
+
+
+def test_10_bit_yuv_round_trip_and_out_of_range_samples(tmp_path):
+    rng = np.random.default_rng(4)
+    y, u, v = (rng.integers(0, 1024, s).astype(np.uint16) for s in ((2, 6, 8), (2, 3, 4), (2, 3, 4)))
+    path = tmp_path / "ten.yuv"
+    video.write_yuv420(path, y, u, v, bit_depth=10)
+    assert path.stat().st_size == 2 * video.yuv420_frame_bytes(8, 6, 10) == 2 * 2 * 72
+    y2, u2, v2 = video.read_yuv420(path, 8, 6, start=1, count=1, bit_depth=10)
+    assert np.array_equal(y2[0], y[1]) and np.array_equal(v2[0], v[1]) and y2.dtype == np.uint16
+    assert torch.equal(video.to_float(y2[0], 10), torch.from_numpy(y[1].astype(np.float32)) / 1023)
+    path.write_bytes(np.full(2 * 72, 0xFFFF, "<u2").tobytes())
+    with pytest.raises(DataError, match=r"ten.yuv: frame 0 holds samples above 1023: not a 10-bit file"):
+        video.read_yuv420(path, 8, 6, bit_depth=10)

@@ -1,4 +1,5 @@
-"""``nvc1b data``: pack video into training shards, build the synthetic dataset, verify shards."""
+"""``nvc1b data``: pack video into training shards, build the synthetic dataset, write a test set's RGB PNGs,
+verify shards."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import os
 
 from ..data import builtin, pack, video
+from ..data.conversions import CONVERSIONS, DEFAULT_CONVERSION
 from ..data.manifest import read_manifest, verify_manifest
 from ..errors import DataError
 from ..files import check_output
@@ -43,6 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="rendering processes")
     synth.set_defaults(func=run_synth)
 
+    rgb = actions.add_parser("rgb", help="write the RGB PNG set of a YUV test set by a named conversion")
+    rgb.add_argument("dataset", help="test-set YAML of YUV files (data/*.yaml)")
+    rgb.add_argument("--out", required=True, help="output folder: one PNG folder per sequence and a png test-set YAML")
+    rgb.add_argument("--conversion", choices=tuple(CONVERSIONS), default=DEFAULT_CONVERSION,
+                     help=f"YUV 4:2:0 -> RGB conversion (default {DEFAULT_CONVERSION}: DCVC's released one)")
+    rgb.add_argument("--frames", type=int, help="frames per sequence (default: all of each file)")
+    rgb.set_defaults(func=run_rgb)
+
     verify = actions.add_parser("verify", help="re-hash every shard of a manifest against its checksums")
     verify.add_argument("manifest", help="manifest.json or the folder that holds it")
     verify.set_defaults(func=run_verify)
@@ -67,6 +77,16 @@ def run_pack(args: argparse.Namespace) -> int:
 def run_synth(args: argparse.Namespace) -> int:
     ds = builtin.build_synthetic_dataset(args.out, args.clips, args.seed, args.jobs, progress=True)
     print(f"{ds.clips} training clips: {ds.train_manifest}\ntest set: {ds.test_set}")
+    return 0
+
+
+def run_rgb(args: argparse.Namespace) -> int:
+    from ..data.testsets import load_test_set, write_rgb_test_set
+
+    if args.frames is not None and args.frames < 1:
+        raise DataError(f"--frames must be at least 1, got {args.frames}")
+    path = write_rgb_test_set(load_test_set(args.dataset), args.out, args.conversion, args.frames)
+    print(f"RGB test set ({args.conversion}): {path}")
     return 0
 
 

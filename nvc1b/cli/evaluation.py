@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from ..eval.protocol import COLORSPACES
+from ..data.conversions import CONVERSIONS, DEFAULT_CONVERSION
+from ..eval.protocol import COLORSPACES, PSNR_KINDS
 
 
 def number_list(kind: type) -> Callable[[str], list]:
@@ -48,7 +49,15 @@ def add_protocol_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=positive, help="frames per sequence (default: the YAML's, 96 for the paper's sets)")
     p.add_argument("--intra-period", type=positive, help="an I-frame every N frames (default: the YAML's, 32)")
     p.add_argument("--colorspace", choices=COLORSPACES, default="rgb",
-                   help="rgb: RGB PSNR (Table III); yuv420: YUV PSNR (6Y+U+V)/8 of the 4:2:0 output (Table IV)")
+                   help="rgb: RGB PSNR (Table III); yuv420: a YUV-trained model codes nearest-upsampled 4:4:4, YUV "
+                        "PSNR (6Y+U+V)/8 of the 4:2:0 output (Table IV, as DCVC-DC/FM); yuv420-via-rgb: an RGB model "
+                        "codes the clamped RGB conversion (its YUV PSNR is capped, see psnr_yuv_cap)")
+    p.add_argument("--rgb-conversion", choices=tuple(CONVERSIONS), default=DEFAULT_CONVERSION,
+                   help=f"YUV 4:2:0 -> RGB conversion of the test frames (default {DEFAULT_CONVERSION}: DCVC's "
+                        "released one; see nvc1b.data.conversions)")
+    p.add_argument("--psnr", choices=PSNR_KINDS, default="float",
+                   help="the output RD curves and BD-rates measure: float (default, as DCVC publishes) or integer "
+                        "(the 8-bit file); both are recorded")
     p.add_argument("--crop", type=crop_size, help="code only the centred WxH window of each sequence (quick looks)")
     p.add_argument("--out", required=True, type=Path, help="results directory (reused: finished points are kept)")
     p.add_argument("--no-ms-ssim", dest="ms_ssim", action="store_false",
@@ -79,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bdrate", help="BD-rate table of results against an anchor (paper Tables III/IV layout)")
     b.add_argument("anchor", help="anchor: results directory, dataset.json or CSV (bpp,psnr[,dataset])")
     b.add_argument("tests", nargs="+", help="results to compare: directories, dataset.json or CSV files")
-    b.add_argument("--colorspace", choices=COLORSPACES, help="only rgb or only yuv420 results")
+    b.add_argument("--colorspace", choices=COLORSPACES, help="only the results of this colour space")
     b.add_argument("--metric", choices=("rate", "psnr"), default="rate",
                    help="rate: BD-rate in %% (default); psnr: BD-PSNR in dB at equal rate")
     b.set_defaults(func=run_bdrate)
@@ -97,15 +106,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def print_summary(result) -> None:
     """The averages of one test set, one line per rate point."""
     s = result.summary
-    print(f"{s['label']} on {s['dataset']} ({s['colorspace']}, {s['frames']} frames, intra period {s['intra_period']}"
-          f"{', crop ' + 'x'.join(map(str, s['crop'])) if s['crop'] else ''}): {result.computed} points coded, "
-          f"{result.reused} reused")
-    print(f"  {'point':>6} {'bpp':>8} {'RGB PSNR':>9} {'YUV PSNR':>9} {'MS-SSIM':>8} {'enc s/f':>8} {'dec s/f':>8}")
+    print(f"{s['label']} on {s['dataset']} ({s['colorspace']}, RGB by {s['rgb_conversion']}, {s['frames']} frames, "
+          f"intra period {s['intra_period']}{', crop ' + 'x'.join(map(str, s['crop'])) if s['crop'] else ''}): "
+          f"{result.computed} points coded, {result.reused} reused; curves use {s['quality_metric']}")
+    print(f"  {'point':>6} {'bpp':>8} {'payload':>8} {'RGB PSNR':>9} {'(float)':>8} {'YUV PSNR':>9} {'(float)':>8} "
+          f"{'MS-SSIM':>8} {'enc s/f':>8} {'dec s/f':>8}")
     fmt = lambda v, spec: "—" if v is None else format(v, spec)
     for p in s["points"]:
-        print(f"  {p['point']:>6} {p['bpp']:8.4f} {p['psnr_rgb']:9.2f} {p['psnr_yuv']:9.2f} "
+        print(f"  {p['point']:>6} {p['bpp']:8.4f} {fmt(p['bpp_payload'], '8.4f'):>8} {p['psnr_rgb']:9.2f} "
+              f"{fmt(p['psnr_rgb_float'], '8.2f'):>8} {p['psnr_yuv']:9.2f} {fmt(p['psnr_yuv_float'], '8.2f'):>8} "
               f"{fmt(p['ms_ssim'], '8.4f'):>8} {fmt(p['encode_seconds'], '8.3f'):>8} "
               f"{fmt(p['decode_seconds'], '8.3f'):>8}")
+    caps = [p["psnr_yuv_cap"] for p in s["points"] if p.get("psnr_yuv_cap") is not None]
+    if caps:
+        print(f"  note: {s.get('note', '')}; a lossless codec would reach {min(caps):.2f} dB here")
     print(f"  results: {result.folder}")
 
 
@@ -118,12 +132,12 @@ def run_eval(args: argparse.Namespace) -> int:
     for dataset in args.dataset:
         result = evaluate(codec, dataset, args.out, args.q_indexes, args.frames, args.intra_period, args.colorspace,
                           args.crop, cpu_threads=args.threads, label=args.label, with_ms_ssim=args.ms_ssim,
-                          progress=not args.quiet)
+                          progress=not args.quiet, rgb_conversion=args.rgb_conversion, psnr=args.psnr)
         print_summary(result)
         if args.channel_share:
             share = channel_bitrate_share(codec, dataset, args.q_indexes, args.frames, args.intra_period,
                                           args.colorspace, args.crop, label=result.summary["label"],
-                                          progress=not args.quiet)
+                                          progress=not args.quiet, rgb_conversion=args.rgb_conversion)
             share.save(result.folder / CHANNEL_SHARE_JSON)
             print(f"  per-channel bitrate share: {result.folder / CHANNEL_SHARE_JSON}")
     return 0
@@ -135,9 +149,20 @@ def run_anchors(args: argparse.Namespace) -> int:
     for dataset in args.dataset:
         result = make_anchors(args.encoder, dataset, args.out, args.qps, args.frames, args.intra_period,
                               args.colorspace, args.crop, ffmpeg=args.ffmpeg, with_ms_ssim=args.ms_ssim,
-                              progress=not args.quiet)
+                              progress=not args.quiet, rgb_conversion=args.rgb_conversion, psnr=args.psnr)
         print_summary(result)
     return 0
+
+
+def _metrics(anchor: dict, tests: dict) -> set[str]:
+    return {c.metric for cs in (anchor, *tests.values()) for c in cs.values() if c.metric}
+
+
+def psnr_label(colorspace: str, metrics: set[str]) -> str:
+    """'RGB PSNR (float output)' and the like, for table titles."""
+    base = "RGB PSNR" if colorspace == "rgb" else "YUV PSNR (6Y+U+V)/8"
+    kinds = {"float output" if m.endswith("_float") else "integer output" for m in metrics}
+    return f"{base} ({', '.join(sorted(kinds))})" if kinds else base
 
 
 def run_bdrate(args: argparse.Namespace) -> int:
@@ -166,7 +191,7 @@ def run_bdrate(args: argparse.Namespace) -> int:
         untyped = all(c.colorspace is None for cs in (anchor, *tests.values()) for c in cs.values())
         if untyped and printed:
             break  # CSV curves only: the same table for every colour space
-        metric = "PSNR" if untyped else ("RGB PSNR" if colorspace == "rgb" else "YUV PSNR (6Y+U+V)/8")
+        metric = "PSNR" if untyped else psnr_label(colorspace, _metrics(anchor, tests))
         table = bd_table(anchor, tests, metric=args.metric)
         title = (f"BD-rate (%) for {metric}; negative = bitrate saving over the anchor" if args.metric == "rate"
                  else f"BD-PSNR (dB) for {metric} at equal rate; positive = better than the anchor")

@@ -17,13 +17,23 @@ from ..data.video import to_uint8
 from ..errors import BitstreamError, DataError
 from ..model.codec import ReferenceState, StepOutput
 from ..model.quantization import LatentCoder
-from .container import MAX_DIMENSION, MAX_FRAMES, FrameRecord, StreamHeader, iter_frames, pack_frame, read_header
+from .container import (
+    MAX_DIMENSION,
+    MAX_FRAMES,
+    MAX_THREADS,
+    FrameRecord,
+    StreamHeader,
+    latent_check,
+    pack_frame,
+    read_frames,
+    read_header,
+    recon_check,
+    seal,
+)
 from .entropy import SymbolDecoder, SymbolEncoder
 from .runtime import CodingModel, coding_context
 
 log = logging.getLogger(__name__)
-
-MAX_THREADS = 1024
 
 
 @dataclass
@@ -34,7 +44,7 @@ class FrameStats:
     frame_type: str
     """'I' or 'P'."""
     bytes: int
-    """Size of the frame's record in the stream (payload and its 17-byte record header)."""
+    """Size of the frame's record in the stream (payload and its record fields, 4 bytes under 512-byte payloads)."""
     bits: dict[str, float]
     """Information content of each latent under the coding tables: 'z_y', 'y' (and 'z_m', 'm' for P-frames).
     Their sum is the payload size up to the ANS coder's final state (≤ 64 bits per frame)."""
@@ -43,7 +53,10 @@ class FrameStats:
     entropy_seconds: float
     """Of which entropy coding (symbol grouping, ANS, escapes)."""
     matches_encoder: bool | None = None
-    """Decoder only: whether the decoded frame equals the encoder's reconstruction bit for bit (8-bit RGB)."""
+    """Decoder only: whether the decoded frame equals the encoder's reconstruction bit for bit (8-bit RGB; an
+    8-bit check, so a differing frame passes with odds 1/256)."""
+    payload_bytes: int = 0
+    """Of ``bytes``, the entropy-coded payload: the rate without the container."""
 
     @property
     def network_seconds(self) -> float:
@@ -110,7 +123,7 @@ class SequenceEncoder:
             raise ValueError(f"cpu_threads must lie in 1..{MAX_THREADS}, got {threads}")
         self.codec = codec
         self.header = StreamHeader(
-            fingerprint=codec.fingerprint, preset=codec.preset, width=width, height=height, frame_count=frame_count,
+            fingerprint=codec.fingerprint, width=width, height=height, frame_count=frame_count,
             intra_period=intra_period, q_index=float(np.float32(q_index)), cpu_threads=threads,
         )
         self._records: list[bytes] = [self.header.pack()]
@@ -137,18 +150,19 @@ class SequenceEncoder:
         _sync(device)
         seconds = time.perf_counter() - start
         x_hat = out.x_hat[0].cpu()
-        record = pack_frame(frame_type, payload, coder.checksum, recon_checksum(x_hat))
+        record = pack_frame(payload, coder.checksum, recon_checksum(x_hat))
         self._records.append(record)
         self._state, self._index = out.state, index + 1
-        stats = FrameStats(index, frame_type, len(record), dict(coder.bits), seconds, coder.seconds)
+        stats = FrameStats(index, frame_type, len(record), dict(coder.bits), seconds, coder.seconds,
+                           payload_bytes=len(payload))
         log.debug("encoded frame %d (%s): %d bytes, %.3f s", index, frame_type, len(record), seconds)
         return stats, x_hat
 
     def finish(self) -> bytes:
-        """The complete stream, once every declared frame is encoded."""
+        """The complete stream (header, records, CRC-32 trailer), once every declared frame is encoded."""
         if self._index != self.header.frame_count:
             raise ValueError(f"{self._index} frames encoded but the stream declares {self.header.frame_count}")
-        return b"".join(self._records)
+        return seal(b"".join(self._records))
 
 
 class SequenceDecoder:
@@ -158,18 +172,19 @@ class SequenceDecoder:
         self.codec = codec
         self.stream = bytes(stream)
         self.header = read_header(self.stream)
+        self.records = read_frames(self.stream, self.header)
         if self.header.fingerprint != codec.fingerprint:
             raise BitstreamError(
-                f"header (byte 8): stream was encoded with model {self.header.fingerprint.hex()[:12]} (preset "
-                f"'{self.header.preset}') but {codec.source} is model {codec.fingerprint.hex()[:12]} (preset "
-                f"'{codec.preset}'): wrong checkpoint"
+                f"header (byte 4): stream was encoded with model {self.header.fingerprint.hex()} but "
+                f"{codec.source} is model {codec.fingerprint.hex()} (preset '{codec.preset}'): "
+                "wrong checkpoint"
             )
         self.cpu_threads = self.header.cpu_threads or torch.get_num_threads()
 
     def __iter__(self) -> Iterator[tuple[FrameStats, Tensor]]:
         """Yield (stats, x̂ (3, H, W) on the CPU) per frame."""
         state = None
-        for record in iter_frames(self.stream, self.header):
+        for record in self.records:
             stats, x_hat, state = self._decode(record, state)
             yield stats, x_hat
 
@@ -181,19 +196,20 @@ class SequenceDecoder:
             with coding_context(device, self.cpu_threads):
                 out = _step(self.codec, record.frame_type, None, state, self.header, coder)
             coder.finish()
-            if coder.checksum != record.latent_checksum:
+            if latent_check(coder.checksum) != record.latent_check:
                 raise BitstreamError(f"{record.where}: decoded latents fail their checksum")
         except BitstreamError as exc:
-            # the payload passed its CRC: a decode that does not add up means other probabilities than the encoder's
+            # the stream passed its CRC: a decode that does not add up means other probabilities than the encoder's
             raise BitstreamError(
-                f"{exc}; the payload is intact, so this decoder computed other probabilities than the encoder "
+                f"{exc}; the stream is intact (its CRC-32 matches), so this decoder computed other probabilities than the encoder "
                 f"(encoded {self._encoded_on()}; another device, CPU type or library build changes the arithmetic)"
             ) from None
         _sync(device)
         seconds = time.perf_counter() - start
         x_hat = out.x_hat[0].cpu()
-        matches = recon_checksum(x_hat) == record.recon_checksum
-        stats = FrameStats(record.index, record.frame_type, record.size, dict(coder.bits), seconds, coder.seconds, matches)
+        matches = recon_check(recon_checksum(x_hat)) == record.recon_check
+        stats = FrameStats(record.index, record.frame_type, record.size, dict(coder.bits), seconds, coder.seconds,
+                           matches, len(record.payload))
         return stats, x_hat, out.state
 
     def _encoded_on(self) -> str:

@@ -1,5 +1,5 @@
-"""Test-set descriptions (``data/*.yaml``): which sequences, their size, frame rate and length, and the coding
-protocol (frames to code, intra period); plus readers that yield a sequence's frames as RGB or YUV 4:2:0.
+"""Test-set descriptions (``data/*.yaml``): which sequences, their size, frame rate, length and bit depth, and the
+coding protocol (frames to code, intra period); plus readers that yield a sequence's frames as RGB or YUV 4:2:0.
 
 A set's ``root`` may be absolute, relative to the YAML file, or use ``~``, ``${VAR}`` and ``${VAR:-default}``;
 the HEVC/UVG/MCL-JCV files use ``${NVC1B_TEST_DATA}``, the folder that holds HEVC_B/, UVG/, … as DCVC lays them out.
@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
+import yaml
 from pydantic import Field, model_validator
 from torch import Tensor
 
 from ..config.loading import Strict, read_yaml, validate
 from ..errors import ConfigError, DataError
 from . import video
+from .conversions import DEFAULT_CONVERSION, yuv420_to_rgb8
 
 CHUNK = 8  # frames read from a YUV file at a time
 
@@ -49,7 +53,9 @@ class TestSet(Strict):
     description: str = ""
     """One line: what the set is and where it comes from."""
     format: Literal["yuv420", "png"]
-    """yuv420: raw 8-bit 4:2:0 files; png: one folder of RGB frames per sequence."""
+    """yuv420: raw 4:2:0 files; png: one folder of 8-bit RGB frames per sequence."""
+    bit_depth: Literal[8, 10] = 8
+    """Bits per sample of the yuv420 files: 8 (one byte each) or 10 (two bytes each, little-endian)."""
     root: str
     """Folder of the sequences: absolute, relative to this YAML file, or with ~, ${VAR}, ${VAR:-default}."""
     frames: int = Field(gt=0)
@@ -108,35 +114,66 @@ def load_test_set(path: str | Path, root: str | Path | None = None) -> TestSet:
     return test_set.model_copy(update={"root": str(resolve_root(test_set.root, path))})
 
 
-def read_yuv_frames(test_set: TestSet, sequence: TestSequence, count: int | None = None, start: int = 0
-                    ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-    """Float planes Y (H, W), U and V (H/2, W/2) in [0, 1] of ``count`` frames (default: the set's ``frames``)."""
+def check_source(test_set: TestSet, sequence: TestSequence) -> int:
+    """Frames in a sequence's source. A YUV file must be a whole number of frames of the declared size and bit
+    depth and hold exactly the declared frame count (a 10-bit file read as 8-bit would hold twice as many)."""
+    path = test_set.path(sequence)
+    if test_set.format == "png":
+        return len(video.list_png_frames(path))
+    depth = test_set.bit_depth
+    available = video.count_yuv420_frames(path, sequence.width, sequence.height, depth)
+    if available != sequence.frames:
+        raise DataError(
+            f"{path}: holds {available} {sequence.width}x{sequence.height} {depth}-bit frames but the YAML declares "
+            f"{sequence.frames} (wrong bit_depth, size or frame count?)"
+        )
+    return available
+
+
+def source_depth(test_set: TestSet) -> int:
+    """Bits per sample of the YUV planes ``read_yuv_samples`` yields (8 for PNG sets)."""
+    return test_set.bit_depth if test_set.format == "yuv420" else 8
+
+
+def read_yuv_samples(test_set: TestSet, sequence: TestSequence, count: int | None = None, start: int = 0
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Integer planes Y (H, W), U and V (H/2, W/2) of ``count`` frames (default: the set's ``frames``): the file's
+    samples (uint8, or uint16 for 10 bits); PNG sets give the 8-bit BT.709 4:2:0 conversion of their frames."""
     count = test_set.frames if count is None else count
     if test_set.format == "png":
         for rgb in read_rgb_frames(test_set, sequence, count, start):
             y, u, v = video.rgb_to_yuv420(rgb[None])
-            yield y[0], u[0], v[0]
+            yield video.to_uint8(y[0]), video.to_uint8(u[0]), video.to_uint8(v[0])
         return
     path, w, h = test_set.path(sequence), sequence.width, sequence.height
     for first in range(start, start + count, CHUNK):
-        y, u, v = video.read_yuv420(path, w, h, first, min(CHUNK, start + count - first))
-        y, u, v = video.to_float(y), video.to_float(u), video.to_float(v)
+        y, u, v = video.read_yuv420(path, w, h, first, min(CHUNK, start + count - first), test_set.bit_depth)
         for i in range(y.shape[0]):
             yield y[i], u[i], v[i]
 
 
-def read_rgb_frames(test_set: TestSet, sequence: TestSequence, count: int | None = None, start: int = 0
-                    ) -> Iterator[Tensor]:
-    """RGB frames (3, H, W) float32 in [0, 1]; YUV files go through the project's BT.709 conversion."""
+def read_yuv_frames(test_set: TestSet, sequence: TestSequence, count: int | None = None, start: int = 0
+                    ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """Float planes Y (H, W), U and V (H/2, W/2) in [0, 1] (samples over 255 or 1023, as DCVC reads them)."""
+    depth = source_depth(test_set)
+    for y, u, v in read_yuv_samples(test_set, sequence, count, start):
+        yield video.to_float(y, depth), video.to_float(u, depth), video.to_float(v, depth)
+
+
+def read_rgb_frames(test_set: TestSet, sequence: TestSequence, count: int | None = None, start: int = 0,
+                    conversion: str = DEFAULT_CONVERSION) -> Iterator[Tensor]:
+    """RGB frames (3, H, W) float32 in [0, 1] of the 8-bit RGB test set: PNG frames as stored, YUV files through
+    the named conversion (``nvc1b.data.conversions``, DCVC's by default) and rounded to 8 bits."""
     count = test_set.frames if count is None else count
     if test_set.format == "yuv420":
-        planes: list[tuple[Tensor, Tensor, Tensor]] = []
-        for yuv in read_yuv_frames(test_set, sequence, count, start):
+        planes: list[tuple[np.ndarray, ...]] = []
+        for yuv in read_yuv_samples(test_set, sequence, count, start):
             planes.append(yuv)
             if len(planes) == CHUNK:
-                yield from _to_rgb(planes)
+                yield from _to_rgb(planes, conversion, test_set.bit_depth)
                 planes = []
-        yield from _to_rgb(planes)
+        if planes:
+            yield from _to_rgb(planes, conversion, test_set.bit_depth)
         return
     folder = test_set.path(sequence)
     paths = video.list_png_frames(folder)
@@ -146,7 +183,43 @@ def read_rgb_frames(test_set: TestSet, sequence: TestSequence, count: int | None
         yield torch.from_numpy(video.read_png(p).copy()).permute(2, 0, 1).float().div_(255.0)  # Pillow arrays are read-only
 
 
-def _to_rgb(planes: list[tuple[Tensor, Tensor, Tensor]]) -> Iterator[Tensor]:
-    if planes:
-        y, u, v = (torch.stack(p) for p in zip(*planes, strict=False))
-        yield from video.yuv420_to_rgb(y, u, v)
+def _to_rgb(planes: list[tuple[np.ndarray, ...]], conversion: str, bit_depth: int) -> Iterator[Tensor]:
+    y, u, v = (np.stack(p) for p in zip(*planes, strict=True))
+    yield from torch.from_numpy(yuv420_to_rgb8(y, u, v, conversion, bit_depth)).float().div_(255.0)
+
+
+def write_rgb_test_set(test_set: TestSet, out: str | Path, conversion: str = DEFAULT_CONVERSION,
+                       frames: int | None = None) -> Path:
+    """Write the RGB PNG set of a YUV test set by the named conversion: ``out/<SEQ>/im00001.png`` … and
+    ``out/<name>.yaml`` (a ``png`` test set, root '.'). Each folder appears whole (written under a temporary name,
+    then renamed) and the YAML last; returns the YAML's path."""
+    if test_set.format != "yuv420":
+        raise DataError(f"{test_set.name}: already an RGB (png) test set")
+    for sequence in test_set.sequences:
+        check_source(test_set, sequence)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sequences = []
+    for sequence in test_set.sequences:
+        count = sequence.frames if frames is None else min(frames, sequence.frames)
+        folder, tmp = out / sequence.name, out / f".{sequence.name}.tmp-{os.getpid()}"
+        if folder.exists():
+            raise DataError(f"{folder}: exists; remove it or choose another --out")
+        tmp.mkdir()
+        try:
+            for i, rgb in enumerate(read_rgb_frames(test_set, sequence, count, conversion=conversion)):
+                video.write_png(tmp / f"im{i + 1:05d}.png", video.to_uint8(rgb).transpose(1, 2, 0))
+            os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        sequences.append(sequence.model_copy(update={"file": sequence.name, "frames": count}))
+    frames_coded = min(test_set.frames, *(s.frames for s in sequences))
+    rgb_set = test_set.model_copy(update={
+        "format": "png", "root": ".", "sequences": sequences, "frames": frames_coded, "bit_depth": 8,
+        "description": f"{test_set.description or test_set.name}; RGB by the '{conversion}' conversion".strip("; "),
+    })
+    path = out / f"{test_set.name}.yaml"
+    tmp_yaml = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp_yaml.write_text(yaml.safe_dump(rgb_set.model_dump(), sort_keys=False))
+    os.replace(tmp_yaml, path)
+    return path

@@ -2,7 +2,7 @@
 period and frame count, a fixed QP per rate point. Results have the layout of the neural codec's.
 
 The anchors code 8-bit YUV 4:2:0: the source planes for ``yuv420`` test sets, the 4:2:0 conversion of the 8-bit
-RGB frames for ``rgb`` ones; RGB PSNR converts the decoded planes with the same BT.709 as the model's input.
+RGB frames for ``rgb`` ones; RGB PSNR converts the decoded planes with the protocol's named RGB conversion (DCVC's by default).
 Sizes are those of the elementary stream (parameter sets included, x265's settings SEI switched off); times per
 frame are the FFmpeg run's wall time divided by the frames (process start included).
 """
@@ -21,7 +21,8 @@ from ..data.testsets import TestSequence, TestSet
 from ..errors import NvcError
 from .evaluate import open_test_set
 from .metrics import measure
-from .protocol import outputs_from_yuv, read_references, resolve_protocol
+from ..data.conversions import DEFAULT_CONVERSION
+from .protocol import planes_from_samples, read_references, resolve_protocol
 from .results import FrameRow, PointResult, frame_row, point_name, summarize
 from .runner import EvalResult, frame_bar, run_dataset
 
@@ -77,11 +78,13 @@ def encoder_options(encoder: str, qp: int, intra_period: int) -> list[str]:
 def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, qps: Sequence[int] = QPS,
                  frames: int | None = None, intra_period: int | None = None, colorspace: str = "rgb",
                  crop: tuple[int, int] | None = None, ffmpeg: str = "ffmpeg", with_ms_ssim: bool = True,
-                 progress: bool = True) -> EvalResult:
+                 progress: bool = True, rgb_conversion: str = DEFAULT_CONVERSION, psnr: str = "float") -> EvalResult:
     """Code every sequence of ``dataset`` with FFmpeg's ``encoder`` ('x265' or 'x264') at each QP into ``out``."""
     ffmpeg_path, ffprobe_path, version = find_ffmpeg(encoder, ffmpeg)
     test_set, yaml_path = open_test_set(dataset)
-    protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop)
+    protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop, rgb_conversion, psnr)
+    if test_set.format == "yuv420" and test_set.bit_depth != 8:
+        raise AnchorError(f"{test_set.name}: the anchors code 8-bit YUV; this set is {test_set.bit_depth}-bit")
     for qp in qps:
         if not 1 <= int(qp) <= 51:
             raise AnchorError(f"QP {qp} is outside 1..51 (0 would be lossless)")
@@ -90,14 +93,12 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
 
     def code_point(sequence: TestSequence, name: str, qp: float) -> tuple[PointResult, list[FrameRow]]:
         width, height = protocol.size(sequence)
-        references = lambda: read_references(
-            test_set, sequence, protocol.frames, protocol.colorspace, protocol.crop
-        )
+        references = lambda: read_references(test_set, sequence, protocol)
         with tempfile.TemporaryDirectory(prefix="nvc1b-anchor-") as tmp, \
                 frame_bar(protocol.frames, f"{sequence.name} {name} {encoder}", progress) as bar:
             source, stream, recon = Path(tmp) / "source.yuv", Path(tmp) / f"stream.{fmt}", Path(tmp) / "recon.yuv"
             for i, (_, ref) in enumerate(references()):
-                video.write_yuv420(source, ref.y, ref.u, ref.v, append=i > 0)
+                video.write_yuv420(source, *ref.yuv, append=i > 0)
             where = f"{encoder} on {sequence.name} at {name}"
             start = time.perf_counter()
             _run([ffmpeg_path, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
@@ -115,7 +116,7 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
             rows = []
             for i, ((size, frame_type), (_, ref)) in enumerate(zip(packets, references(), strict=True)):
                 y, u, v = video.read_yuv420(recon, width, height, start=i, count=1)
-                quality = measure(ref, *outputs_from_yuv(y[0], u[0], v[0]), with_ms_ssim)
+                quality = measure(ref, planes_from_samples(y[0], u[0], v[0], 8, protocol), with_ms_ssim)
                 rows.append(frame_row(i, frame_type, size, width * height, quality, encode_seconds, decode_seconds))
                 bar.update()
             stream_bytes = stream.stat().st_size

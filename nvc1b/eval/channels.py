@@ -22,6 +22,7 @@ from ..model.codec import ReferenceState
 from ..model.likelihood import FactorizedPrior, laplace_bits
 from ..model.quantization import LatentCoder, RateEstimator
 from .evaluate import Q_INDEXES, model_label, open_test_set
+from ..data.conversions import DEFAULT_CONVERSION
 from .protocol import read_references, resolve_protocol
 from .results import ResultsError, read_json, write_json
 from .runner import frame_bar
@@ -107,18 +108,18 @@ def channel_bitrate_share(checkpoint: str | Path | CodingModel, dataset: str | P
                           q_indexes: Sequence[float] = Q_INDEXES, frames: int | None = None,
                           intra_period: int | None = None, colorspace: str = "rgb",
                           crop: tuple[int, int] | None = None, label: str | None = None, device: str = "cpu",
-                          progress: bool = True) -> ChannelShare:
+                          progress: bool = True, rgb_conversion: str = DEFAULT_CONVERSION) -> ChannelShare:
     """Equations 7 and 8 over a test set: each sequence's per-channel share of ŷ and m̂ bits at each rate point,
     averaged. Needs at least one P-frame per sequence."""
     codec = checkpoint if isinstance(checkpoint, CodingModel) else load_coding_model(checkpoint, device)
     test_set, _ = open_test_set(dataset)
-    protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop)
+    protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop, rgb_conversion)
     if protocol.intra_period == 1 or protocol.frames == 1:
         raise ResultsError(f"{test_set.name}: the channel share needs P-frames (frames {protocol.frames}, "
                            f"intra period {protocol.intra_period})")
     shares: dict[str, list[np.ndarray]] = {k: [] for k in LATENTS}
     for sequence in test_set.sequences:
-        clip = (x for x, _ in read_references(test_set, sequence, protocol.frames, protocol.colorspace, protocol.crop))
+        clip = (x for x, _ in read_references(test_set, sequence, protocol))
         with frame_bar(protocol.frames, f"{sequence.name} channel bits", progress) as bar:
             per_rate = sequence_bits(codec, clip, q_indexes, protocol.intra_period, bar.update)
         for bits in per_rate:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .protocol import QUALITY_METRIC
+from .protocol import COLORSPACES, quality_metric as protocol_metric
 from .results import DATASET_JSON, SCHEMA, ResultsError, read_json
 
 
@@ -31,7 +31,9 @@ class RDCurve:
     label: str = ""
     """Who made it (a model or an anchor), for legends and tables."""
     colorspace: str | None = None
-    """'rgb' (PSNR is RGB PSNR) or 'yuv420' (PSNR is (6Y+U+V)/8); None when unknown (CSV)."""
+    """'rgb' (PSNR is RGB PSNR), 'yuv420' or 'yuv420-via-rgb' (PSNR is (6Y+U+V)/8); None when unknown (CSV)."""
+    metric: str = ""
+    """The results field the PSNR comes from ('psnr_rgb_float': on the float output); empty for CSVs."""
     extra: dict[str, tuple] = field(default_factory=dict, compare=False)
     """Other fields per rate point from a dataset.json: point ('q2', 'qp32'), psnr_rgb, psnr_yuv, ms_ssim,
     encode_seconds, … (in the order of ``bpp``)."""
@@ -50,7 +52,7 @@ def curve_from_summary(summary: dict[str, Any], source: str = "") -> RDCurve:
         return RDCurve(
             dataset=summary["dataset"], bpp=tuple(float(p["bpp"]) for p in points),
             psnr=tuple(float(p[metric]) for p in points), label=summary.get("label", ""),
-            colorspace=summary.get("colorspace"), extra=extra,
+            colorspace=summary.get("colorspace"), metric=metric, extra=extra,
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ResultsError(f"{source}: malformed results JSON ({exc!r})") from None
@@ -105,7 +107,8 @@ def load_results(source: str | Path, colorspace: str | None = None, label: str |
     if not curves:
         raise NoResultsError(f"{path}: no {colorspace + ' ' if colorspace else ''}results found")
     if label:
-        curves = {k: RDCurve(c.dataset, c.bpp, c.psnr, label, c.colorspace, c.extra) for k, c in curves.items()}
+        curves = {k: RDCurve(c.dataset, c.bpp, c.psnr, label, c.colorspace, c.metric, c.extra)
+                  for k, c in curves.items()}
     return curves
 
 
@@ -131,5 +134,6 @@ def _load_directory(path: Path, colorspace: str | None) -> dict[str, RDCurve]:
 
 
 def quality_metric(colorspace: str | None) -> str:
-    """Name of the PSNR a colour space's curves use ('psnr_rgb' or 'psnr_yuv'); 'psnr' when unknown."""
-    return QUALITY_METRIC.get(colorspace or "", "psnr")
+    """Name of the PSNR a colour space's curves use by default ('psnr_rgb_float', 'psnr_yuv_float'); 'psnr' when
+    unknown."""
+    return protocol_metric(colorspace) if colorspace in COLORSPACES else "psnr"

@@ -14,9 +14,11 @@ from ..coding.runtime import CodingModel, load_coding_model
 from ..coding.sequence import FrameStats, SequenceDecoder, SequenceEncoder
 from ..data.testsets import TestSequence, TestSet, load_test_set
 from ..errors import ConfigError
-from .metrics import measure
-from .protocol import outputs_from_rgb, read_references, resolve_protocol
-from .results import FrameRow, PointResult, frame_row, point_name, summarize
+from ..data.conversions import DEFAULT_CONVERSION
+from ..data.testsets import source_depth
+from .metrics import measure, yuv_psnr
+from .protocol import output_planes, read_references, resolve_protocol
+from .results import FrameRow, PointResult, finite_psnr, frame_row, point_name, summarize
 from .runner import EvalResult, frame_bar, run_dataset
 
 log = logging.getLogger(__name__)
@@ -56,43 +58,52 @@ def evaluate(checkpoint: str | Path | CodingModel, dataset: str | Path | TestSet
              q_indexes: Sequence[float] = Q_INDEXES, frames: int | None = None, intra_period: int | None = None,
              colorspace: str = "rgb", crop: tuple[int, int] | None = None, device: str = "cpu",
              cpu_threads: int | None = None, label: str | None = None, with_ms_ssim: bool = True,
-             progress: bool = True) -> EvalResult:
+             progress: bool = True, rgb_conversion: str = DEFAULT_CONVERSION, psnr: str = "float") -> EvalResult:
     """Encode and decode every sequence of ``dataset`` at every ``q_index`` with the checkpoint (run directory,
     export or a loaded CodingModel) into ``out``; frames and intra period default to the test set's YAML.
+    ``rgb_conversion`` names the YUV → RGB conversion (``nvc1b.data.conversions``), ``psnr`` the output the RD
+    curves measure ('float' as DCVC publishes, or 'integer'); both PSNRs are recorded either way.
     Points already on disk for the same model and protocol are reused. MS-SSIM runs on the model's device."""
     codec = checkpoint if isinstance(checkpoint, CodingModel) else load_coding_model(checkpoint, device)
     test_set, yaml_path = open_test_set(dataset)
-    protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop)
+    protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop, rgb_conversion, psnr)
+    depth = source_depth(test_set)
     points = rate_points(q_indexes)
     label = label or model_label(codec)
 
     def code_point(sequence: TestSequence, name: str, q_index: float) -> tuple[PointResult, list[FrameRow]]:
         width, height = protocol.size(sequence)
-        references = lambda: read_references(
-            test_set, sequence, protocol.frames, protocol.colorspace, protocol.crop
-        )
+        references = lambda: read_references(test_set, sequence, protocol)
         encoder = SequenceEncoder(codec, width, height, protocol.frames, q_index, protocol.intra_period, cpu_threads)
         encoded: list[FrameStats] = []
         rows: list[FrameRow] = []
         matches = True
+        caps: list[float] = []
         with frame_bar(2 * protocol.frames, f"{sequence.name} {name} encode+decode", progress) as bar:
-            for x, _ in references():
+            for x, reference in references():
                 encoded.append(encoder.encode_frame(x)[0])
+                if protocol.colorspace == "yuv420-via-rgb":  # what a lossless codec of x would score
+                    q = measure(reference, output_planes(x, protocol, depth), False)
+                    caps.append(yuv_psnr(*(finite_psnr(p) for p in (q.psnr_y_float, q.psnr_u_float, q.psnr_v_float))))
                 bar.update()
             stream = encoder.finish()
             for (dec, x_hat), (_, reference), enc in zip(SequenceDecoder(codec, stream), references(), encoded,
                                                          strict=True):
-                quality = measure(reference, *outputs_from_rgb(x_hat, protocol.colorspace), with_ms_ssim, codec.device)
+                quality = measure(reference, output_planes(x_hat, protocol, depth), with_ms_ssim, codec.device)
                 rows.append(frame_row(enc.index, enc.frame_type, enc.bytes, width * height, quality, enc.seconds,
-                                      dec.seconds, enc.bits))
+                                      dec.seconds, enc.bits, enc.payload_bytes))
                 matches = matches and bool(dec.matches_encoder)
                 bar.update()
         if not matches:
             log.warning("%s %s: decoded frames differ from the encoder's reconstruction", sequence.name, name)
         bits = {k: sum(s.bits.get(k, 0.0) for s in encoded) for k in ("m", "z_m", "y", "z_y")}
-        result = summarize(sequence.name, name, q_index, width, height, len(stream), rows, bits, matches)
+        cap = sum(caps) / len(caps) if caps else None
+        result = summarize(sequence.name, name, q_index, width, height, len(stream), rows, bits, matches, cap)
         return result, rows
 
     codec_identity = {"kind": "nvc1b", "preset": codec.preset, "fingerprint": codec.fingerprint.hex()}
     info = {"checkpoint": codec.source, "dataset_yaml": yaml_path, "device": str(codec.device)}
+    if protocol.colorspace == "yuv420-via-rgb":
+        info["note"] = ("RGB-model path: the 4:2:0 input is coded as clamped float RGB and converted back, which caps "
+                        "the YUV PSNR even of a lossless codec (psnr_yuv_cap per sequence)")
     return run_dataset(out, test_set, protocol, codec_identity, label, points, code_point, progress, info)

@@ -14,7 +14,8 @@ from .curves import RDCurve
 
 DPI = 120
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
-PSNR_LABEL = {"rgb": "RGB PSNR (dB)", "yuv420": "YUV PSNR (6Y+U+V)/8 (dB)"}
+PSNR_LABEL = {"rgb": "RGB PSNR (dB)", "yuv420": "YUV PSNR (6Y+U+V)/8 (dB)",
+              "yuv420-via-rgb": "YUV PSNR (6Y+U+V)/8 (dB), via RGB"}
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

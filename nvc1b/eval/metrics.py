@@ -1,7 +1,8 @@
-"""Quality metrics of the test protocol: PSNR of 8-bit RGB, per-plane PSNR of 8-bit YUV 4:2:0 and the compound
-YUV PSNR (6·Y + U + V)/8 of DCVC and the paper, and MS-SSIM (torchmetrics) on RGB.
+"""Quality metrics of the test protocol: PSNR of RGB, per-plane PSNR of YUV 4:2:0 and the compound YUV PSNR
+(6·Y + U + V)/8 of DCVC and the paper, and MS-SSIM (torchmetrics) on RGB.
 
-Every metric compares 8-bit pictures (what a decoder writes to disk), given as uint8 arrays or tensors.
+Each PSNR is measured twice: on the integer output (what a decoder writes to disk) and on the float output
+before rounding (what DCVC-DC/FM's test scripts measure and publish); see ``FrameQuality``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,6 @@ def yuv_psnr(psnr_y: float, psnr_u: float, psnr_v: float) -> float:
     return (wy * psnr_y + wu * psnr_u + wv * psnr_v) / (wy + wu + wv)
 
 
-def rgb_to_yuv420_u8(rgb: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One RGB frame (3, H, W) in [0, 1] → uint8 planes Y (H, W), U and V (H/2, W/2) by the project's BT.709."""
-    y, u, v = video.rgb_to_yuv420(rgb[None])
-    return video.to_uint8(y[0]), video.to_uint8(u[0]), video.to_uint8(v[0])
-
-
 def ms_ssim(reference: Tensor, distorted: Tensor, device: torch.device | str | None = None) -> float | None:
     """MS-SSIM of two RGB frames (3, H, W) in [0, 1] (torchmetrics, 5 scales, data range 1), computed in float32
     on ``device`` (float64 is 20x slower on a CPU for a change in the fifth decimal); None for frames with a side
@@ -60,42 +55,54 @@ def ms_ssim(reference: Tensor, distorted: Tensor, device: torch.device | str | N
 
 @dataclass
 class FrameQuality:
-    """Quality of one decoded frame against its source."""
+    """Quality of one decoded frame against its source: PSNRs of the integer output (8-bit RGB, YUV samples at the
+    source's depth, what a decoder writes to disk) and of the float output (before rounding, as DCVC measures)."""
 
     psnr_rgb: float
     psnr_y: float
     psnr_u: float
     psnr_v: float
     ms_ssim: float | None
+    psnr_rgb_float: float
+    psnr_y_float: float
+    psnr_u_float: float
+    psnr_v_float: float
 
     @property
     def psnr_yuv(self) -> float:
         return yuv_psnr(self.psnr_y, self.psnr_u, self.psnr_v)
 
+    @property
+    def psnr_yuv_float(self) -> float:
+        return yuv_psnr(self.psnr_y_float, self.psnr_u_float, self.psnr_v_float)
+
 
 @dataclass
-class Reference:
-    """The source of one frame in both colour spaces: 8-bit RGB (3, H, W) and 8-bit YUV 4:2:0 planes."""
+class Planes:
+    """One frame in both colour spaces, as integer samples (8-bit RGB (3, H, W); YUV 4:2:0 planes at ``depth``
+    bits) and as floats in [0, 1] (what a coder outputs before rounding)."""
 
     rgb: np.ndarray
-    y: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
+    yuv: tuple[np.ndarray, np.ndarray, np.ndarray]
+    rgb_float: np.ndarray
+    yuv_float: tuple[np.ndarray, np.ndarray, np.ndarray]
+    depth: int = 8
 
     @property
-    def rgb_float(self) -> Tensor:
-        return torch.from_numpy(self.rgb).float() / PEAK
+    def rgb_tensor(self) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.rgb)).float() / PEAK
 
 
-def measure(reference: Reference, rgb_hat: np.ndarray, yuv_hat: tuple[np.ndarray, np.ndarray, np.ndarray],
-            with_ms_ssim: bool = True, device: torch.device | str | None = None) -> FrameQuality:
-    """Compare a reconstruction, given as 8-bit RGB (3, H, W) and 8-bit YUV 4:2:0 planes, with its source;
-    MS-SSIM (optional) runs on ``device``."""
-    y_hat, u_hat, v_hat = yuv_hat
-    score = None
-    if with_ms_ssim:
-        score = ms_ssim(reference.rgb_float, torch.from_numpy(np.ascontiguousarray(rgb_hat)).float() / PEAK, device)
+def measure(reference: Planes, output: Planes, with_ms_ssim: bool = True,
+            device: torch.device | str | None = None) -> FrameQuality:
+    """Compare a reconstruction with its source, on the integer and on the float output; MS-SSIM (optional, on
+    the 8-bit RGB) runs on ``device``."""
+    peak = float(video.max_value(reference.depth))
+    score = ms_ssim(reference.rgb_tensor, output.rgb_tensor, device) if with_ms_ssim else None
+    y, u, v = (psnr(a, b, peak) for a, b in zip(reference.yuv, output.yuv, strict=True))
+    yf, uf, vf = (psnr(a, b, 1.0) for a, b in zip(reference.yuv_float, output.yuv_float, strict=True))
     return FrameQuality(
-        psnr_rgb=psnr(reference.rgb, rgb_hat), psnr_y=psnr(reference.y, y_hat), psnr_u=psnr(reference.u, u_hat),
-        psnr_v=psnr(reference.v, v_hat), ms_ssim=score,
+        psnr_rgb=psnr(reference.rgb, output.rgb), psnr_y=y, psnr_u=u, psnr_v=v, ms_ssim=score,
+        psnr_rgb_float=psnr(reference.rgb_float, output.rgb_float, 1.0), psnr_y_float=yf, psnr_u_float=uf,
+        psnr_v_float=vf,
     )

@@ -8,6 +8,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .bdrate import CurveError, bd_table, order_datasets
@@ -21,7 +22,8 @@ from .results import ResultsError, write_atomic
 log = logging.getLogger(__name__)
 
 SECTION = {"rgb": "RGB test sets (RGB PSNR, as the paper's Table III)",
-           "yuv420": "YUV 4:2:0 test sets (YUV PSNR (6Y+U+V)/8, as the paper's Table IV)"}
+           "yuv420": "YUV 4:2:0 test sets (YUV PSNR (6Y+U+V)/8, as the paper's Table IV)",
+           "yuv420-via-rgb": "YUV 4:2:0 test sets coded by RGB models (YUV PSNR (6Y+U+V)/8, capped by the clamped RGB)"}
 CHANNEL_SHARE_PNG = "channel_share.png"
 BD_RATE_NOTE = ("Negative: fewer bits than the anchor for the same PSNR (Bjøntegaard, log-rate interpolated over PSNR "
                 "with piecewise cubic Hermite polynomials, over the PSNR range both curves cover).")
@@ -42,7 +44,7 @@ def _curves(sources: Sequence[str | Path], colorspace: str) -> dict[str, dict[st
         unique, n = label, 2
         while unique in out:
             unique, n = f"{label} #{n}", n + 1
-        out[unique] = {k: RDCurve(c.dataset, c.bpp, c.psnr, unique, c.colorspace, c.extra) for k, c in curves.items()}
+        out[unique] = {k: replace(c, label=unique) for k, c in curves.items()}
     return out
 
 
@@ -55,24 +57,38 @@ def _number(value: float | None, digits: int) -> str:
 
 
 def _numbers_table(curves: Sequence[RDCurve]) -> list[str]:
-    lines = ["| coder | rate point | bpp | RGB PSNR | YUV PSNR | MS-SSIM | encode s/frame | decode s/frame |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| coder | rate point | bpp | bpp w/o container | RGB PSNR float / 8-bit | YUV PSNR float / integer "
+             "| MS-SSIM | encode s/frame | decode s/frame |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for curve in curves:
         for i, bpp in enumerate(curve.bpp):
             get = lambda key: curve.extra[key][i] if key in curve.extra else None  # noqa: B023 - used at once
             lines.append(
-                f"| {curve.label} | {get('point') or '—'} | {bpp:.4f} | {_number(get('psnr_rgb'), 2)} | "
-                f"{_number(get('psnr_yuv'), 2)} | {_number(get('ms_ssim'), 4)} | "
+                f"| {curve.label} | {get('point') or '—'} | {bpp:.4f} | {_number(get('bpp_payload'), 4)} | "
+                f"{_number(get('psnr_rgb_float'), 2)} / {_number(get('psnr_rgb'), 2)} | "
+                f"{_number(get('psnr_yuv_float'), 2)} / {_number(get('psnr_yuv'), 2)} | {_number(get('ms_ssim'), 4)} | "
                 f"{_number(get('encode_seconds'), 3)} | {_number(get('decode_seconds'), 3)} |"
             )
     return lines
+
+
+def _measured_on(curves: Sequence[RDCurve]) -> str:
+    """The sentence saying which PSNR the section's curves and BD-rates use."""
+    metrics = sorted({c.metric for c in curves if c.metric})
+    if not metrics:
+        return "Curves plot the PSNR of the given CSVs."
+    kinds = ", ".join(f"`{m}` ({'float output, as DCVC publishes' if m.endswith('_float') else 'integer output'})"
+                      for m in metrics)
+    return (f"Curves and BD-rates use {kinds}; the tables give both the float and the integer output's PSNR, and "
+            "the rate with and without the container.")
 
 
 def _colorspace_section(out: Path, colorspace: str, models: dict[str, dict[str, RDCurve]],
                         anchors: dict[str, dict[str, RDCurve]]) -> list[str]:
     coders = {**anchors, **models}
     datasets = order_datasets({d for curves in coders.values() for d in curves})
-    lines = [f"## {SECTION[colorspace]}", ""]
+    lines = [f"## {SECTION[colorspace]}", "",
+             _measured_on([c for curves in coders.values() for c in curves.values()]), ""]
     for dataset in datasets:
         curves = [c[dataset] for c in coders.values() if dataset in c]
         png = plot_rd_curves(curves, out / f"rd_{colorspace}_{_slug(dataset)}.png",
@@ -90,7 +106,7 @@ def _colorspace_section(out: Path, colorspace: str, models: dict[str, dict[str, 
             continue
         lines += [f"### BD-rate (%) against {anchor_label}", "", BD_RATE_NOTE, "", rate.format(), "",
                   f"### BD-PSNR (dB) against {anchor_label}", "", BD_PSNR_NOTE, "", psnr.format(), ""]
-    paper = paper_tables().tables[colorspace]
+    paper = paper_tables().tables["rgb" if colorspace == "rgb" else "yuv420"]
     lines += [f"### For reference: the paper's {paper.title}", "", PAPER_NOTE, "", paper.format(), ""]
     return lines
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,12 @@ from ..errors import NvcError
 from ..files import within, write_text_atomic
 from .metrics import FrameQuality, yuv_psnr
 
-SCHEMA = "nvc1b.eval/1"
+SCHEMA = "nvc1b.eval/2"
 RUN_JSON = "run.json"
 DATASET_JSON = "dataset.json"
 DATASET_CSV = "dataset.csv"
 PSNR_CAP = 100.0
-"""PSNR counted for a frame decoded without loss (its PSNR is infinite)."""
+"""PSNR counted for a frame decoded without loss (its PSNR is infinite, or above 100 dB from float32 rounding)."""
 
 
 class ResultsError(NvcError):
@@ -45,6 +44,7 @@ class FrameRow:
     frame: int
     type: str
     bytes: int
+    """The frame's share of the stream: its record (payload and container fields)."""
     bpp: float
     psnr_rgb: float
     psnr_y: float
@@ -54,6 +54,13 @@ class FrameRow:
     ms_ssim: float | None
     encode_seconds: float | None
     decode_seconds: float | None
+    psnr_rgb_float: float | None = None
+    psnr_y_float: float | None = None
+    psnr_u_float: float | None = None
+    psnr_v_float: float | None = None
+    psnr_yuv_float: float | None = None
+    payload_bytes: int | None = None
+    """The frame's entropy-coded payload alone (no container fields); None for anchors."""
     bits_m: float | None = None
     bits_z_m: float | None = None
     bits_y: float | None = None
@@ -74,7 +81,9 @@ class PointResult:
     bytes: int
     """Size of the whole coded sequence (stream header and every frame)."""
     bpp: float
+    """From ``bytes``: the real file, container included."""
     psnr_rgb: float
+    """PSNRs without a suffix: on the integer output (8-bit RGB, YUV at the source's depth) as written to disk."""
     psnr_yuv: float
     psnr_y: float
     psnr_u: float
@@ -88,9 +97,23 @@ class PointResult:
     """Information content per latent over the sequence ('m', 'z_m', 'y', 'z_y'); empty for anchors."""
     decoder_matches: bool | None = None
     """Whether every decoded frame equals the encoder's reconstruction (neural codec)."""
+    psnr_rgb_float: float | None = None
+    """``*_float``: on the float output before rounding, as DCVC-DC/FM's test scripts measure and publish."""
+    psnr_yuv_float: float | None = None
+    psnr_y_float: float | None = None
+    psnr_u_float: float | None = None
+    psnr_v_float: float | None = None
+    payload_bytes: int | None = None
+    """The frames' entropy-coded payloads alone, without the stream header and record fields (None: anchors)."""
+    bpp_payload: float | None = None
+    """From ``payload_bytes``: the rate without the container, comparable with entropy estimates."""
+    psnr_yuv_cap: float | None = None
+    """``yuv420-via-rgb`` only: the float YUV PSNR a lossless codec would reach through the clamped RGB."""
 
 
-METRICS = ("bpp", "psnr_rgb", "psnr_yuv", "psnr_y", "psnr_u", "psnr_v", "ms_ssim", "encode_seconds", "decode_seconds")
+METRICS = ("bpp", "bpp_payload", "psnr_rgb", "psnr_yuv", "psnr_y", "psnr_u", "psnr_v", "psnr_rgb_float",
+           "psnr_yuv_float", "psnr_y_float", "psnr_u_float", "psnr_v_float", "psnr_yuv_cap", "ms_ssim",
+           "encode_seconds", "decode_seconds")
 
 
 def point_name(prefix: str, value: float) -> str:
@@ -100,16 +123,22 @@ def point_name(prefix: str, value: float) -> str:
 
 def summarize(sequence: str, point: str, rate_parameter: float, width: int, height: int, stream_bytes: int,
               rows: list[FrameRow], bits: dict[str, float] | None = None,
-              decoder_matches: bool | None = None) -> PointResult:
-    """Average a sequence's frame rows into one rate point; bpp comes from the bytes of the whole stream."""
+              decoder_matches: bool | None = None, psnr_yuv_cap: float | None = None) -> PointResult:
+    """Average a sequence's frame rows into one rate point; bpp comes from the bytes of the whole stream,
+    ``bpp_payload`` from the frames' payloads alone."""
     n = len(rows)
     mean = lambda name: _mean([getattr(r, name) for r in rows])
+    payload = None if any(r.payload_bytes is None for r in rows) else sum(r.payload_bytes for r in rows)
+    pixels = width * height * n
     return PointResult(
         sequence=sequence, point=point, rate_parameter=float(rate_parameter), width=width, height=height, frames=n,
-        bytes=stream_bytes, bpp=8.0 * stream_bytes / (width * height * n), psnr_rgb=mean("psnr_rgb"),
+        bytes=stream_bytes, bpp=8.0 * stream_bytes / pixels, psnr_rgb=mean("psnr_rgb"),
         psnr_yuv=mean("psnr_yuv"), psnr_y=mean("psnr_y"), psnr_u=mean("psnr_u"), psnr_v=mean("psnr_v"),
         ms_ssim=mean("ms_ssim"), encode_seconds=mean("encode_seconds"), decode_seconds=mean("decode_seconds"),
-        bits=dict(bits or {}), decoder_matches=decoder_matches,
+        bits=dict(bits or {}), decoder_matches=decoder_matches, psnr_rgb_float=mean("psnr_rgb_float"),
+        psnr_yuv_float=mean("psnr_yuv_float"), psnr_y_float=mean("psnr_y_float"), psnr_u_float=mean("psnr_u_float"),
+        psnr_v_float=mean("psnr_v_float"), payload_bytes=payload,
+        bpp_payload=None if payload is None else 8.0 * payload / pixels, psnr_yuv_cap=psnr_yuv_cap,
     )
 
 
@@ -208,19 +237,23 @@ class DatasetFolder:
 
 
 def finite_psnr(value: float) -> float:
-    """A frame's PSNR as it enters averages: infinite (lossless) counts as ``PSNR_CAP``."""
-    return PSNR_CAP if math.isinf(value) else value
+    """A frame's PSNR as it enters averages: lossless (infinite, or beyond ``PSNR_CAP`` as a float32 copy of the
+    input scores) counts as ``PSNR_CAP``."""
+    return min(value, PSNR_CAP)
 
 
 def frame_row(index: int, frame_type: str, frame_bytes: int, pixels: int, quality: FrameQuality,
               encode_seconds: float | None, decode_seconds: float | None,
-              bits: dict[str, float] | None = None) -> FrameRow:
-    """The CSV row of one decoded frame; ``bits`` per latent for the neural codec."""
+              bits: dict[str, float] | None = None, payload_bytes: int | None = None) -> FrameRow:
+    """The CSV row of one decoded frame; ``bits`` per latent and ``payload_bytes`` for the neural codec."""
     bits = bits or {}
     y, u, v = finite_psnr(quality.psnr_y), finite_psnr(quality.psnr_u), finite_psnr(quality.psnr_v)
+    yf, uf, vf = (finite_psnr(p) for p in (quality.psnr_y_float, quality.psnr_u_float, quality.psnr_v_float))
     return FrameRow(
         frame=index, type=frame_type, bytes=frame_bytes, bpp=8.0 * frame_bytes / pixels,
         psnr_rgb=finite_psnr(quality.psnr_rgb), psnr_y=y, psnr_u=u, psnr_v=v, psnr_yuv=yuv_psnr(y, u, v),
         ms_ssim=quality.ms_ssim, encode_seconds=encode_seconds, decode_seconds=decode_seconds,
+        psnr_rgb_float=finite_psnr(quality.psnr_rgb_float), psnr_y_float=yf, psnr_u_float=uf, psnr_v_float=vf,
+        psnr_yuv_float=yuv_psnr(yf, uf, vf), payload_bytes=payload_bytes,
         bits_m=bits.get("m"), bits_z_m=bits.get("z_m"), bits_y=bits.get("y"), bits_z_y=bits.get("z_y"),
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..data.video import rgb_to_yuv444_nearest
 from ..model.codec import VideoCodec
 from ..model.hierarchy import frame_weight
 from ..model.quantization import RateEstimator, lambda_for
@@ -47,6 +48,8 @@ class ClipSpec:
     frame_weights: tuple[float, ...]
     checkpoint_frames: bool = False
     bf16: bool = False
+    colorspace: str = "rgb"
+    """rgb, or yuv: the RGB clips are coded as BT.709 4:2:0 upsampled to 4:4:4 (the evaluation's yuv420 input)."""
 
 
 class ClipLoss(nn.Module):
@@ -60,13 +63,15 @@ class ClipLoss(nn.Module):
     def forward(self, frames: Tensor, q_index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         s = self.spec
         lam = lambda_for(q_index, s.lambdas)
+        if s.colorspace == "yuv":
+            frames = rgb_to_yuv444_nearest(frames)
         autocast = (
             torch.autocast(frames.device.type, dtype=torch.bfloat16) if s.bf16 else contextlib.nullcontext()
         )
         with autocast:
             if s.parts == "Intra":
                 out = self.codec.intra_step(frames[:, 0], q_index)
-                terms = [FrameTerms.of(out, frames[:, 0])]
+                terms = [FrameTerms.of(out, frames[:, 0], s.colorspace)]
                 losses = [frame_loss("intra", terms[0], lam, 1.0)]
             else:
                 terms, losses = self._p_frames(frames, q_index, lam)
@@ -85,7 +90,7 @@ class ClipLoss(nn.Module):
                 motion_only=motion_only(s.loss) and last,  # no later frame needs this frame's x̂
                 checkpoint=s.checkpoint_frames,
             )
-            terms.append(FrameTerms.of(out, frames[:, t]))
+            terms.append(FrameTerms.of(out, frames[:, t], s.colorspace))
             losses.append(frame_loss(s.loss, terms[-1], lam, frame_weight(t, s.frame_weights)).mean())
             state = out.state if cascaded(s.loss) else out.state.detach()
         return terms, losses

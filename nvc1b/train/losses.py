@@ -1,6 +1,7 @@
 """The paper's losses (1)–(6), per sample, with w_t and λ per sample (Section IV-D).
 
-D is the RGB MSE; rates are bits per pixel of a latent and its hyper-latent: R_m = bpp(m̂) + bpp(ẑ_m),
+D is the RGB MSE, or for a schedule with ``colorspace: yuv`` the YUV MSE weighted (6·Y + U + V)/8 as DCVC-DC/FM
+train their YUV models; rates are bits per pixel of a latent and its hyper-latent: R_m = bpp(m̂) + bpp(ẑ_m),
 R_y = bpp(ŷ) + bpp(ẑ_y). For I-frames (the intra stage) the loss is λ·D + R.
 """
 
@@ -13,9 +14,19 @@ from torch import Tensor
 from ..model.codec import StepOutput
 
 
-def mse(a: Tensor, b: Tensor) -> Tensor:
-    """Per-sample mean squared error (B,)."""
-    return (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)
+YUV_WEIGHTS = (6.0, 1.0, 1.0)
+"""Weights of the Y, U and V MSE in the YUV distortion (the same 6:1:1 as the YUV PSNR of the evaluation)."""
+
+
+def mse(a: Tensor, b: Tensor, colorspace: str = "rgb") -> Tensor:
+    """Per-sample mean squared error (B,) of frames (B, 3, H, W); for ``yuv`` the 6:1:1-weighted mean of the
+    per-plane MSEs of Y, U, V."""
+    err = (a.float() - b.float()).pow(2)
+    if colorspace == "rgb":
+        return err.flatten(1).mean(dim=1)
+    planes = err.flatten(2).mean(dim=2)  # (B, 3)
+    weights = planes.new_tensor(YUV_WEIGHTS)
+    return (planes * weights).sum(dim=1) / weights.sum()
 
 
 @dataclass
@@ -32,11 +43,11 @@ class FrameTerms:
     """bpp of ŷ_t and ẑ_y."""
 
     @classmethod
-    def of(cls, out: StepOutput, target: Tensor) -> "FrameTerms":
+    def of(cls, out: StepOutput, target: Tensor, colorspace: str = "rgb") -> "FrameTerms":
         inter = out.warped is not None
         return cls(
-            D=mse(out.x_hat, target),
-            D_m=mse(out.warped, target) if inter else None,
+            D=mse(out.x_hat, target, colorspace),
+            D_m=mse(out.warped, target, colorspace) if inter else None,
             R_m=out.bpp("m", "z_m") if inter else None,
             R_y=out.bpp("y", "z_y") if "y" in out.bits else out.x_hat.new_zeros(target.shape[0]),
         )

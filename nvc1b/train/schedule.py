@@ -146,6 +146,8 @@ class Schedule(Strict):
     """Seconds between those progress lines at the latest."""
     spynet_weights: Optional[str] = None
     """Local file with pre-trained SpyNet weights, loaded before the first stage."""
+    colorspace: Literal["rgb", "yuv"] = "rgb"
+    """What the model codes: rgb (RGB MSE), or yuv (BT.709 4:2:0 as nearest 4:4:4, (6·Y + U + V)/8-weighted MSE)."""
     stages: list[Stage] = Field(min_length=1)
 
     @model_validator(mode="after")

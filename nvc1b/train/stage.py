@@ -184,7 +184,7 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
     spec = ClipSpec(
         parts=stage.parts, loss=stage.loss, frames=stage.frames, lambdas=tuple(sched.lambdas),
         frame_weights=tuple(sched.frame_weights), checkpoint_frames=cfg.activation_checkpointing.frames,
-        bf16=use_bf16(cfg.precision, dist.device),
+        bf16=use_bf16(cfg.precision, dist.device), colorspace=sched.colorspace,
     )
     model = ClipLoss(codec.to(dist.device), spec)
     lr = stage.lr * progress.lr_factor
