@@ -5,6 +5,7 @@ an uninterrupted 2-rank run on one node."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,8 +35,10 @@ def test_two_node_stage_requeues_and_ends_with_the_weights_of_one_node(slurm_two
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     run_dir = tmp_path / "run"
+    (run_dir / "exports").mkdir(parents=True)  # the intra stage as the reference trained it: only 'inter' is submitted
+    shutil.copy(reference / "exports" / "00-intra.safetensors", run_dir / "exports")
     profile = write_profile(tmp_path / "two.yaml", nodes=2, procs_per_node=1, cpus_per_task=1)
-    _, job = submit(schedule, profile, run_dir)
+    (job,) = submit(schedule, profile, run_dir, "--stages", "inter")
 
     def inter_under_way():
         path = run_dir / "status.json"
