@@ -89,7 +89,7 @@ def step_environment(s: Settings) -> str:
         props = torch.cuda.get_device_properties(0)
         info.update(device=props.name, memory_gb=round(props.total_memory / 2**30, 1),
                     capability=f"{props.major}.{props.minor}", cudnn=torch.backends.cudnn.version(),
-                    nccl=".".join(map(str, torch.cuda.nccl.version())), bf16=torch.cuda.is_bf16_supported())
+                    nccl=".".join(str(v) for v in torch.cuda.nccl.version() if v != ""), bf16=torch.cuda.is_bf16_supported())
     else:
         info["device"] = platform.processor() or platform.machine()
     if shutil.which("nvidia-smi"):
@@ -254,6 +254,17 @@ STEPS: list[tuple[str, Callable[[Settings], str]]] = [
 ]
 
 
+def _release_memory() -> None:
+    """What a step (or its out-of-memory failure) left on the GPU is freed before the next step."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def run_step(index: int, name: str, fn: Callable[[Settings], str], s: Settings) -> dict:
     """Run one step with its output in the log; a failure or a crash is reported and the next step runs."""
     print(f"\n===== step {index + 1}: {name} =====", flush=True)
@@ -266,6 +277,7 @@ def run_step(index: int, name: str, fn: Callable[[Settings], str], s: Settings) 
         traceback.print_exc()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         status, result = "fail", f"{type(exc).__name__}: {first}"
+    _release_memory()
     sys.stdout.flush()
     sys.stderr.flush()
     return {"step": name, "status": status, "seconds": round(time.perf_counter() - t0, 1), "result": result}
@@ -292,15 +304,26 @@ def main(argv: list[str] | None = None) -> int:
     if s.smoke:
         os.environ["NVC1B_DEVICE"] = "cpu"
     os.environ.setdefault("NVC1B_PROGRESS", "0")
-    console = sys.stdout
+    sys.stdout.flush()
+    console = os.fdopen(os.dup(1), "w", buffering=1)
+    saved = os.dup(1), os.dup(2)
     t0 = time.perf_counter()
     rows = []
-    # one log for the whole run: loggers created by a step (DeepSpeed's, the trainer's) keep a valid stream
-    with open(s.out / "gpu_check.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        for i, (name, fn) in enumerate(STEPS):
-            rows.append(run_step(i, name, fn, s))
-            print(f"[{i + 1}/{len(STEPS)}] {name}: {rows[-1]['status']} ({rows[-1]['seconds']} s)", file=console,
-                  flush=True)
+    # one log for the whole run, for Python's streams and the file descriptors (compilers DeepSpeed probes write
+    # there): loggers created by a step (DeepSpeed's, the trainer's) keep a valid stream
+    with open(s.out / "gpu_check.log", "w", buffering=1) as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            for i, (name, fn) in enumerate(STEPS):
+                rows.append(run_step(i, name, fn, s))
+                print(f"[{i + 1}/{len(STEPS)}] {name}: {rows[-1]['status']} ({rows[-1]['seconds']} s)", file=console)
+        finally:
+            log.flush()
+            for fd, copy in enumerate(saved, start=1):
+                os.dup2(copy, fd)
+                os.close(copy)
         total = time.perf_counter() - t0
         summary = {"mode": "cpu-smoke" if s.smoke else "gpu", "preset": s.preset, "seconds": round(total, 1),
                    "passed": sum(r["status"] == "pass" for r in rows), "of": len(rows), "steps": rows}
