@@ -30,6 +30,16 @@ def _slurm_cluster(start, root, what: str):
         mp.undo()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _train_on_cpu():
+    """Trainers the tests start (several ranks over gloo, bit-exact resumes) run on the CPU even where CUDA is
+    present: one GPU cannot host several ranks, and exact-resume checks are made in fp32 on the CPU."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NVC1B_DEVICE", "cpu")
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     """A real SLURM controller and node daemon on this machine for the tests of one module (skipped where

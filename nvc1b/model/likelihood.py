@@ -1,5 +1,5 @@
 """Probability models of quantised latents: the Laplace conditional for m̂ and ŷ, and the factorized (Ballé)
-prior for the hyper-latents ẑ_m and ẑ_y. Both give bits per element."""
+prior for the hyper-latents ẑ_m and ẑ_y. Both give bits per element, computed in fp32 with autocast off."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .precision import fp32, fp32_region
+
 SCALE_MIN = 0.11
 """Smallest Laplace scale the model may predict; the entropy coder's scale table starts here too."""
 LIKELIHOOD_MIN = 1e-9
@@ -17,24 +19,20 @@ LIKELIHOOD_MIN = 1e-9
 _LOG_P_MIN = math.log(LIKELIHOOD_MIN)
 
 
-def _at_least_fp32(x: Tensor) -> Tensor:
-    """Likelihoods are computed in fp32 (or fp64) even when the network runs under bf16 autocast."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
 def laplace_bits(residual: Tensor, scale: Tensor) -> Tensor:
     """Bits of integer-bin ``residual`` (value minus mean) under a zero-mean Laplace of ``scale``.
 
     Uses the closed form of P(|v| ± 0.5) with the tail written in log space, so large residuals and small
     scales stay finite in both directions.
     """
-    b = _at_least_fp32(scale).clamp_min(SCALE_MIN)
-    a = _at_least_fp32(residual).abs()
-    log_tail = math.log(0.5) - (a - 0.5) / b + torch.log(-torch.expm1(-1.0 / b))
-    a_in = a.clamp_max(0.5)  # the centre branch is only selected below 0.5; keep its unused values finite
-    centre = 1.0 - 0.5 * (torch.exp((a_in - 0.5) / b) + torch.exp(-(a_in + 0.5) / b))
-    log_p = torch.where(a >= 0.5, log_tail, torch.log(centre.clamp_min(LIKELIHOOD_MIN)))
-    return -log_p.clamp_min(_LOG_P_MIN) / math.log(2.0)
+    with fp32_region():
+        b = fp32(scale).clamp_min(SCALE_MIN)
+        a = fp32(residual).abs()
+        log_tail = math.log(0.5) - (a - 0.5) / b + torch.log(-torch.expm1(-1.0 / b))
+        a_in = a.clamp_max(0.5)  # the centre branch is only selected below 0.5; keep its unused values finite
+        centre = 1.0 - 0.5 * (torch.exp((a_in - 0.5) / b) + torch.exp(-(a_in + 0.5) / b))
+        log_p = torch.where(a >= 0.5, log_tail, torch.log(centre.clamp_min(LIKELIHOOD_MIN)))
+        return -log_p.clamp_min(_LOG_P_MIN) / math.log(2.0)
 
 
 class FactorizedPrior(nn.Module):
@@ -68,15 +66,17 @@ class FactorizedPrior(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         """P(bin of width 1 centred on ``z``) for z of shape (B, C, H, W), in fp32."""
         b, c, h, w = z.shape
-        v = _at_least_fp32(z).transpose(0, 1).reshape(c, 1, -1)
-        lower = self.logits_cdf(v - 0.5)
-        upper = self.logits_cdf(v + 0.5)
-        sign = -torch.sign(lower + upper).detach()  # evaluate in the tail where sigmoid is accurate
-        p = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
-        return p.view(c, b, h, w).transpose(0, 1)
+        with fp32_region():  # the matrices' products would otherwise run in bf16
+            v = fp32(z).transpose(0, 1).reshape(c, 1, -1)
+            lower = self.logits_cdf(v - 0.5)
+            upper = self.logits_cdf(v + 0.5)
+            sign = -torch.sign(lower + upper).detach()  # evaluate in the tail where sigmoid is accurate
+            p = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
+            return p.view(c, b, h, w).transpose(0, 1)
 
     def likelihood(self, z: Tensor) -> Tensor:
         return self(z)
 
     def bits(self, z: Tensor) -> Tensor:
-        return -torch.log2(self(z).clamp_min(LIKELIHOOD_MIN))
+        with fp32_region():
+            return -torch.log2(self(z).clamp_min(LIKELIHOOD_MIN))

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from ..config.model import Interface, MotionCodec as MotionCodecConfig
 from .blocks import stack
 from .layers import DepthConvBlock, StridedResBlock, UpsampleResBlock, conv3x3, subpel_conv
+from .precision import fp32, fp32_region
 from .quantization import RateControl
 
 
@@ -41,4 +42,6 @@ class MotionCodec(nn.Module):
         """(v̂_s, v̂_d, motion feature at H/4)."""
         feature = self.dec_in(m_hat)
         x = self.dec_out(self.dec_mid(feature) * self.rate.decoder_step(q_index))
-        return self.structure_head(x), self.detail_head(x), feature
+        with fp32_region():  # decoded flows are sampling positions: their heads run in fp32
+            x = fp32(x)
+            return self.structure_head(x), self.detail_head(x), feature

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from .blocks import BlockStack, BlockType, make_block
 from .layers import DepthConvBlock, conv1x1
+from .precision import fp32
 from .quantization import LatentCoder
 
 STEP_POSITIONS = ((0, 1, 2, 3), (3, 2, 1, 0), (2, 3, 0, 1), (1, 0, 3, 2))
@@ -46,16 +47,18 @@ class QuadtreeSpatialPrior(nn.Module):
 
     def forward(self, y: Tensor | None, common: Tensor, coder: LatentCoder, key: str) -> tuple[Tensor, Tensor]:
         """Return ŷ (B, C, h, w) and its bits (B,). ``y`` is None when decoding."""
-        quant_step, scales, means = common.chunk(3, dim=1)
+        # the rate path (scaling, masks, ŷ and its gathers) is fp32; only the prior nets' convolutions run in bf16
+        quant_step, scales, means = fp32(common).chunk(3, dim=1)
         quant_step = quant_step.clamp_min(QUANT_STEP_MIN)
-        y_scaled = None if y is None else y / quant_step
+        y_scaled = None if y is None else fp32(y) / quant_step
         b, c, h, w = means.shape
         masks = quadtree_masks(c, h, w, device=means.device, dtype=means.dtype)
         y_hat = torch.zeros_like(means)
         bits = means.new_zeros(b)
         for step in range(4):
             if step:
-                scales, means = self.net(self.step_adaptors[step - 1](torch.cat([y_hat, common], dim=1))).chunk(2, 1)
+                params = self.net(self.step_adaptors[step - 1](torch.cat([y_hat, common], dim=1)))
+                scales, means = fp32(params).chunk(2, 1)
             part, part_bits = coder.laplace(key, y_scaled, means, scales, masks[step])
             y_hat = y_hat + part
             bits = bits + part_bits

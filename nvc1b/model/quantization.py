@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .likelihood import FactorizedPrior, laplace_bits
+from .precision import fp32, fp32_region
 
 LAMBDAS = (85.0, 170.0, 380.0, 840.0)
 """λ of the four rate anchors, q_index 0..3 (paper Section V-A)."""
@@ -136,13 +137,16 @@ class RateEstimator:
     def laplace(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         if y is None:
             raise ValueError(f"RateEstimator cannot decode latent {key!r}: it needs the latent itself")
-        rate_v, recon_v = self._quantise((y - means) * mask)
-        bits = (laplace_bits(rate_v, scales) * mask).sum(dim=(1, 2, 3))
-        return (recon_v + means) * mask, bits
+        with fp32_region():  # round(y − μ) + μ and its bits in fp32 whatever precision the priors ran in
+            y, means, scales, mask = fp32(y), fp32(means), fp32(scales), fp32(mask)
+            rate_v, recon_v = self._quantise((y - means) * mask)
+            bits = (laplace_bits(rate_v, scales) * mask).sum(dim=(1, 2, 3))
+            return (recon_v + means) * mask, bits
 
     def factorized(self, key: str, z: Tensor | None, prior: FactorizedPrior, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         if z is None:
             raise ValueError(f"RateEstimator cannot decode latent {key!r}: it needs the latent itself")
-        rate_v, recon_v = self._quantise(z)
-        return recon_v, prior.bits(rate_v).sum(dim=(1, 2, 3))
+        with fp32_region():
+            rate_v, recon_v = self._quantise(fp32(z))
+            return recon_v, prior.bits(rate_v).sum(dim=(1, 2, 3))
 

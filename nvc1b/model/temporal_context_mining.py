@@ -12,6 +12,7 @@ from ..config.model import Interface, TemporalContextMining as TCMConfig
 from .blocks import BlockType, stack
 from .hierarchy import adaptor_index
 from .layers import ConvLSTMCell, ResBlock, conv1x1, conv3x3, down2, structure_detail, subpel_conv, up2
+from .precision import fp32, fp32_region
 from .warp import flow_warp, flow_warp_many, warp_components
 
 Contexts = tuple[Tensor, Tensor, Tensor]
@@ -73,10 +74,12 @@ class OffsetDiversityAlign(nn.Module):
         b, c, h, w = feature.shape
         g, k = self.groups, self.offsets
         out = up2(self.offset_net(torch.cat([warped_feature, warped_frame, flow], dim=1)))
-        offsets = self.MAX_RESIDUE * torch.tanh(out[:, : 2 * g * k]).view(b, g * k, 2, h, w) + flow[:, None]
-        mask = torch.sigmoid(out[:, 2 * g * k :]).reshape(b * g, 1, k, h, w)
-        # each group's channels sampled at its k offsets in one call: (B·g, C/g, k, H, W), channels (group, channel, offset)
-        x = flow_warp_many(feature.reshape(b * g, c // g, h, w), offsets.view(b * g, k, 2, h, w)) * mask
+        with fp32_region():  # offsets are sampling positions: fp32 like the flow they refine
+            out = fp32(out)
+            offsets = self.MAX_RESIDUE * torch.tanh(out[:, : 2 * g * k]).view(b, g * k, 2, h, w) + fp32(flow)[:, None]
+            mask = torch.sigmoid(out[:, 2 * g * k :]).reshape(b * g, 1, k, h, w)
+            # each group's channels sampled at its k offsets in one call: (B·g, C/g, k, H, W), channels (group, channel, offset)
+            x = flow_warp_many(feature.reshape(b * g, c // g, h, w), offsets.view(b * g, k, 2, h, w)) * mask
         # the fuse weights are stored for inputs ordered (group, offset, channel): reorder the weights, not the features
         weight = self.fuse.weight.view(c, k, c // g, 1, 1).transpose(1, 2).reshape(c, k * c // g, 1, 1)
         return F.conv2d(x.view(b, k * c, h, w), weight, self.fuse.bias, groups=g)

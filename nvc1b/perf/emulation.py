@@ -6,7 +6,10 @@ attention probabilities).
 The autocast op lists follow torch's CUDA policy (aten/src/ATen/autocast_mode.cpp): matrix products,
 convolutions and attention run in bf16 (fp32 weights are cast once per forward and the casts cached);
 exponentials, logarithms, powers, norms, losses, softmax and up-sampling run in fp32; ops with several inputs
-of mixed precision run in the widest. Anything not listed keeps its input dtype, as under autocast. Attention
+of mixed precision run in the widest. Anything not listed keeps its input dtype, as under autocast. While the
+emulation is active, CUDA's autocast flag is on (``torch.is_autocast_enabled('cuda')``), and a region that turns
+CUDA autocast off (``torch.autocast('cuda', enabled=False)``, as ``nvc1b.model.precision.fp32_region`` does) runs
+its ops as written, as on a GPU. Attention
 with a mask (the Swin blocks) runs as CUDA's memory-efficient kernel, which keeps q, k, v, the mask, the output
 and its log-sum-exp for backward.
 """
@@ -56,6 +59,21 @@ class GpuEmulation(TorchFunctionMode):
         self.dtype = dtype
         self.caching = True
         self._cache: dict[int, torch.Tensor] = {}
+        self._saved: list[tuple[bool, torch.dtype]] = []
+
+    def __enter__(self):
+        if self.dtype is not None:  # the state torch.autocast('cuda', dtype) sets; CPU tensors do not dispatch on it
+            self._saved.append((torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")))
+            torch.set_autocast_enabled("cuda", True)
+            torch.set_autocast_dtype("cuda", self.dtype)
+        return super().__enter__()
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if self.dtype is not None:
+            enabled, dtype = self._saved.pop()
+            torch.set_autocast_enabled("cuda", enabled)
+            torch.set_autocast_dtype("cuda", dtype)
+        return super().__exit__(exc_type, exc_value, traceback)
 
     @property
     def cached_bytes(self) -> int:
@@ -78,7 +96,7 @@ class GpuEmulation(TorchFunctionMode):
     def __torch_function__(self, func: Callable, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        if self.dtype is not None:
+        if self.dtype is not None and torch.is_autocast_enabled("cuda"):
             args, kwargs = self._autocast(name, args, kwargs)
         if name == "scaled_dot_product_attention":
             return _efficient_attention(*args, **kwargs)
@@ -98,6 +116,36 @@ class GpuEmulation(TorchFunctionMode):
                 widest = max((t.dtype for t in floats), key=lambda d: torch.finfo(d).bits)
                 args, kwargs = tree_map(lambda t: self._cast(t, widest), (args, kwargs))
         return args, kwargs
+
+
+def bf16_exact(t: torch.Tensor) -> bool:
+    """Every value of ``t`` is representable in bf16: what a tensor computed in bf16 and cast up looks like."""
+    return bool((t.detach().to(torch.bfloat16).float() == t.detach().float()).all())
+
+
+class DtypeRecorder(TorchFunctionMode):
+    """Records what grid_sample receives (input dtype, grid dtype, whether every grid value is bf16-representable)
+    and the result dtypes of conv2d and matmul. Entered outside ``GpuEmulation`` it sees the emulation's casts;
+    under real CUDA autocast the dispatcher casts below it, so the result dtypes are the kernels' dtypes."""
+
+    def __init__(self):
+        super().__init__()
+        self.grids: list[tuple[torch.dtype, torch.dtype, bool]] = []
+        self.convs: list[torch.dtype] = []
+        self.matmuls: list[torch.dtype] = []
+
+    def __torch_function__(self, func: Callable, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        out = func(*args, **kwargs)
+        if name == "grid_sample":
+            grid = args[1] if len(args) > 1 else kwargs["grid"]
+            self.grids.append((args[0].dtype, grid.dtype, bf16_exact(grid)))
+        elif name == "conv2d":
+            self.convs.append(out.dtype)
+        elif name == "matmul":
+            self.matmuls.append(out.dtype)
+        return out
 
 
 def _efficient_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,

@@ -12,9 +12,24 @@ from typing import TypeVar
 import torch
 import torch.distributed as tdist
 
-from ..errors import NvcError
+from ..errors import ConfigError, NvcError
 
 T = TypeVar("T")
+
+
+DEVICE_ENV = "NVC1B_DEVICE"
+"""'cpu' trains on the CPU over gloo even where CUDA is present (tests, several ranks on one GPU's machine);
+'cuda' or unset: the GPU when there is one."""
+
+
+def training_device() -> str:
+    """'cuda' or 'cpu': the device type this process trains on (see DEVICE_ENV)."""
+    wanted = os.environ.get(DEVICE_ENV, "").strip().lower()
+    if wanted not in ("", "cpu", "cuda"):
+        raise ConfigError(f"{DEVICE_ENV}={wanted!r}: expected 'cpu' or 'cuda'")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{DEVICE_ENV}=cuda but torch sees no CUDA device")
+    return "cpu" if wanted == "cpu" or not torch.cuda.is_available() else "cuda"
 
 
 @dataclass(frozen=True)
@@ -52,11 +67,17 @@ def setup_distributed() -> DistInfo:
         os.environ.setdefault("MASTER_PORT", str(_free_port()))
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
+    if training_device() == "cuda":
+        gpus = torch.cuda.device_count()
+        if local_rank >= gpus:
+            raise ConfigError(
+                f"rank {rank} has local rank {local_rank} but this node has {gpus} GPU(s): start at most {gpus} "
+                f"processes per node, or set {DEVICE_ENV}=cpu to train on the CPU"
+            )
         torch.cuda.set_device(local_rank)
         device, backend = torch.device("cuda", local_rank), "nccl"
     else:
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        os.environ["DS_ACCELERATOR"] = "cpu"  # even where CUDA exists: DeepSpeed must not pick its CUDA accelerator
         device, backend = torch.device("cpu"), "gloo"
     import deepspeed
 

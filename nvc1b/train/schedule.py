@@ -39,10 +39,15 @@ class ActivationCheckpointing(Strict):
 class Stability(Strict):
     """Automatic handling of bad steps: skip, then roll back."""
 
-    spike_factor: PositiveFloat = 5.0
-    """A loss above this multiple of its running mean is a spike; the step is skipped."""
+    spikes: bool = True
+    """Skip steps whose loss spikes. The step's loss is its mean over all ranks and micro-batches (the same on
+    every rank); a non-finite loss or gradient norm always skips the step."""
+    spike_factor: PositiveFloat = 10.0
+    """A spike exceeds this multiple of the median step loss of the window (and the spike_mads bound)."""
+    spike_mads: PositiveFloat = 20.0
+    """A spike exceeds the window's median by this many robust deviations (1.4826 × median absolute deviation)."""
     window: PositiveInt = 50
-    """Number of recent good steps in the running mean (spikes are detected once it is full)."""
+    """Number of recent applied steps the median and deviation are taken over (spikes are detected once it is full)."""
     max_bad_steps: PositiveInt = 5
     """After this many consecutive skipped steps, roll back to the last good checkpoint."""
     rollback_lr_factor: float = Field(0.5, gt=0, le=1)

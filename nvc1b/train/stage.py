@@ -228,7 +228,7 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
             ))
             stream_epoch = epoch
         t0 = time.perf_counter()
-        data_time, sums = 0.0, {}
+        data_time, sums, step_loss = 0.0, {}, torch.zeros((), device=dist.device)
         for micro in range(accum):
             t_data = time.perf_counter()
             frames = next(stream).to(dist.device, non_blocking=True)
@@ -236,10 +236,13 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
             torch.manual_seed(_seed(sched.seed, ctx.index, progress.step, micro, dist.rank))
             q_index = torch.randint(0, len(sched.lambdas), (frames.shape[0],)).float().to(dist.device)
             loss, metrics = engine(frames, q_index)
-            if injected_nan(stage.name, progress.step + 1, progress.rollbacks):  # steps count from 1
+            if injected_nan(stage.name, progress.step + 1, progress.rollbacks, dist.rank):  # steps count from 1
                 loss = loss * float("nan")
-            if any_rank(detector.is_bad(loss.detach().item()), dist.device):
-                loss = loss * float("nan")  # DeepSpeed then sees a non-finite gradient norm and skips the step
+            step_loss = step_loss + loss.detach().float() / accum
+            if micro == accum - 1:  # the step's loss over all ranks and micro-batches decides, the same everywhere
+                global_loss = mean_over_ranks({"loss": step_loss}, dist.device)["loss"]
+                if detector.is_bad(global_loss):
+                    loss = loss * float("nan")  # ZeRO then sees a non-finite gradient norm and skips the step
             engine.backward(loss)
             engine.step()
             for k, v in metrics.items():
@@ -251,7 +254,7 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
         grad_norm = engine.get_global_grad_norm()
         _report(ctx, progress, scalars, applied, grad_norm, lr, cfg, step_time, data_time, total, engine.skipped_steps)
 
-        if detector.record(applied, scalars.get("loss", float("nan"))):
+        if detector.record(applied, global_loss):
             return _rollback(ctx, progress, detector)
         stop = ctx.stop_requested() or (ctx.max_total_steps is not None and progress.total_steps >= ctx.max_total_steps)
         stop = any_rank(stop, dist.device)
