@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..model.codec import VideoCodec
+from ..model.codec import ReferenceState, VideoCodec
 from ..model.hierarchy import frame_weight
 from ..model.quantization import RateEstimator, lambda_for
 from .losses import FrameTerms, cascaded, frame_loss, motion_only
@@ -50,19 +50,26 @@ class ClipSpec:
 
 
 class ClipLoss(nn.Module):
-    """forward(frames (B, T, 3, H, W), q_index (B,)) → (loss, metrics) for the stage described by ``spec``."""
+    """forward(frames (B, T, 3, H, W), q_index (B,)) → (loss, metrics) for the stage described by ``spec``.
+
+    With ``frame=t`` (per-frame updates) only P-frame t is coded, against ``state`` (the detached reference from
+    frame t-1; None for t = 1, then the I-frame is coded first): → (loss, metrics, detached state for frame t+1).
+    """
 
     def __init__(self, codec: VideoCodec, spec: ClipSpec):
         super().__init__()
         self.codec = codec
         self.spec = spec
 
-    def forward(self, frames: Tensor, q_index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, frames: Tensor, q_index: Tensor, frame: int | None = None, state: ReferenceState | None = None):
         s = self.spec
         lam = lambda_for(q_index, s.lambdas)
         autocast = (
             torch.autocast(frames.device.type, dtype=torch.bfloat16) if s.bf16 else contextlib.nullcontext()
         )
+        if frame is not None:
+            with autocast:
+                return self._one_p_frame(frames, q_index, lam, frame, state)
         with autocast:
             if s.parts == "Intra":
                 out = self.codec.intra_step(frames[:, 0], q_index)
@@ -73,22 +80,40 @@ class ClipLoss(nn.Module):
         loss = torch.stack(losses).mean()
         return loss, self._metrics(loss, terms)
 
-    def _p_frames(self, frames: Tensor, q_index: Tensor, lam: Tensor) -> tuple[list[FrameTerms], list[Tensor]]:
-        s = self.spec
+    def _i_frame(self, frames: Tensor, q_index: Tensor) -> ReferenceState:
         with torch.no_grad():  # the intra coder is frozen in P-frame stages: code the I-frame as at test time
-            state = self.codec.intra_step(frames[:, 0], q_index, coder=RateEstimator("round")).state
+            return self.codec.intra_step(frames[:, 0], q_index, coder=RateEstimator("round")).state
+
+    def _code(self, frames: Tensor, q_index: Tensor, lam: Tensor, t: int, state: ReferenceState):
+        """P-frame t against ``state``: (its terms, its mean loss, the coded state)."""
+        s = self.spec
+        out = self.codec.inter_step(
+            frames[:, t], state, q_index,
+            motion_only=motion_only(s.loss) and t == s.frames - 1,  # no later frame needs this frame's x̂
+            checkpoint=s.checkpoint_frames,
+        )
+        terms = FrameTerms.of(out, frames[:, t])
+        return terms, frame_loss(s.loss, terms, lam, frame_weight(t, s.frame_weights)).mean(), out.state
+
+    def _p_frames(self, frames: Tensor, q_index: Tensor, lam: Tensor) -> tuple[list[FrameTerms], list[Tensor]]:
+        state = self._i_frame(frames, q_index)
         terms, losses = [], []
-        for t in range(1, s.frames):
-            last = t == s.frames - 1
-            out = self.codec.inter_step(
-                frames[:, t], state, q_index,
-                motion_only=motion_only(s.loss) and last,  # no later frame needs this frame's x̂
-                checkpoint=s.checkpoint_frames,
-            )
-            terms.append(FrameTerms.of(out, frames[:, t]))
-            losses.append(frame_loss(s.loss, terms[-1], lam, frame_weight(t, s.frame_weights)).mean())
-            state = out.state if cascaded(s.loss) else out.state.detach()
+        for t in range(1, self.spec.frames):
+            frame_terms, loss, state = self._code(frames, q_index, lam, t, state)
+            terms.append(frame_terms)
+            losses.append(loss)
+            state = state if cascaded(self.spec.loss) else state.detach()
         return terms, losses
+
+    def _one_p_frame(self, frames: Tensor, q_index: Tensor, lam: Tensor, t: int, state: ReferenceState | None):
+        if cascaded(self.spec.loss) or not 1 <= t < self.spec.frames:
+            raise ValueError(f"per-frame step {t} of a {self.spec.frames}-frame '{self.spec.loss}' clip")
+        if state is None:
+            if t != 1:
+                raise ValueError(f"P-frame {t} needs the reference state of frame {t - 1}")
+            state = self._i_frame(frames, q_index)
+        terms, loss, state = self._code(frames, q_index, lam, t, state.detach())
+        return loss, self._metrics(loss, [terms]), state.detach()
 
     @staticmethod
     def _metrics(loss: Tensor, terms: list[FrameTerms]) -> dict[str, Tensor]:

@@ -18,6 +18,7 @@ from .distributed import DistInfo, barrier, setup_distributed
 from .observe import Monitor, setup_logging, write_status
 from .schedule import Schedule
 from .stage import ClipSource, StageContext, run_stage, stage_steps
+from .updates import step_frames
 
 log = logging.getLogger("nvc1b.train")
 
@@ -125,7 +126,7 @@ def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, 
             if progress is None or progress.stage != index:
                 progress = Progress(index, stage.name, 0, total_steps, world_size=dist.world_size)
             progress.stage_name = stage.name
-            future = sum(stage_steps(schedule, i, num_clips) * schedule.stages[i].frames for i in range(index + 1, last))
+            future = sum(stage_steps(schedule, i, num_clips) * step_frames(schedule, i) for i in range(index + 1, last))
             ctx = StageContext(
                 schedule, index, run_dir, dist, data, monitor, future_frame_steps=future,
                 max_total_steps=opts.max_steps, checkpoint_every=opts.checkpoint_every, stop_requested=stop,
