@@ -28,7 +28,7 @@ from .optimizer import build_optimizer, moments_source, set_hyperparameters
 from .observe import Monitor, peak_memory_gb, write_status
 from .schedule import Schedule, effective
 from .stability import SpikeDetector, injected_nan
-from .updates import ClipCursor, HeldClips, frames_per_step, steps_per_clip
+from .updates import ClipCursor, HeldClips, clip_batches_per_epoch, frames_per_step, steps_per_clip
 
 log = logging.getLogger("nvc1b.train")
 
@@ -62,7 +62,7 @@ def stage_steps(schedule: Schedule, index: int, num_clips: int) -> int:
     if stage.steps is not None:
         return stage.steps
     cfg = effective(schedule, stage)
-    per_epoch = math.ceil(num_clips / cfg.global_batch)
+    per_epoch = clip_batches_per_epoch(num_clips, cfg.global_batch)
     return max(1, round(stage.epochs * per_epoch)) * steps_per_clip(stage, cfg)
 
 
@@ -157,7 +157,7 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
     where = f"stage {ctx.index} ('{stage.name}')"
     accum = accumulation_steps(cfg.global_batch, cfg.micro_batch, dist.world_size, where)
     num_clips = ctx.data.num_clips()
-    per_epoch = math.ceil(num_clips / cfg.global_batch)
+    per_epoch = clip_batches_per_epoch(num_clips, cfg.global_batch)
     total = stage_steps(sched, ctx.index, num_clips)
 
     codec = initial_codec(ctx)

@@ -15,6 +15,11 @@ from .losses import cascaded
 from .schedule import Schedule, Stage, effective
 
 
+def clip_batches_per_epoch(num_clips: int, global_batch: int) -> int:
+    """Global batches in an epoch: every clip once, the last ``num_clips mod global_batch`` of its order left out."""
+    return max(1, num_clips // global_batch)
+
+
 def steps_per_clip(stage: Stage, cfg: Schedule) -> int:
     """Optimizer steps one clip-batch gives in ``stage`` (``cfg``: the effective settings of the stage)."""
     if stage.frames > 2 and cfg.updates == "per_frame" and not cascaded(stage.loss):
