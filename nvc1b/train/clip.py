@@ -7,9 +7,10 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from ..model.codec import ReferenceState, VideoCodec
+from ..model.codec import ReferenceState, StepOutput, VideoCodec
 from ..model.hierarchy import frame_weight
 from ..model.quantization import RateEstimator, lambda_for
 from .losses import FrameTerms, cascaded, frame_loss, motion_only
@@ -87,13 +88,36 @@ class ClipLoss(nn.Module):
     def _code(self, frames: Tensor, q_index: Tensor, lam: Tensor, t: int, state: ReferenceState):
         """P-frame t against ``state``: (its terms, its mean loss, the coded state)."""
         s = self.spec
-        out = self.codec.inter_step(
-            frames[:, t], state, q_index,
-            motion_only=motion_only(s.loss) and t == s.frames - 1,  # no later frame needs this frame's x̂
-            checkpoint=s.checkpoint_frames,
-        )
+        last = t == s.frames - 1  # no later frame needs the last frame's x̂
+        if s.parts == "All":
+            out = self.codec.inter_step(
+                frames[:, t], state, q_index, motion_only=motion_only(s.loss) and last, checkpoint=s.checkpoint_frames,
+            )
+        else:
+            out = self._half_trained(frames[:, t], state, q_index, last)
         terms = FrameTerms.of(out, frames[:, t])
         return terms, frame_loss(s.loss, terms, lam, frame_weight(t, s.frame_weights)).mean(), out.state
+
+    def _half_trained(self, x: Tensor, state: ReferenceState, q_index: Tensor, last: bool) -> StepOutput:
+        """A P-frame of an Inter or Recon stage: the half of the codec the stage does not train runs without
+        autograd, so it is neither differentiated nor recomputed by per-frame checkpointing (frozen means free)."""
+        if self.spec.parts == "Inter":  # motion trained; the contextual half only makes the next (detached) reference
+            motion = self._maybe_checkpoint(self.codec.motion_step, x, state, q_index)
+            predicted = motion.as_output(state)
+            if last:
+                return predicted
+            with torch.no_grad():
+                coded = self.codec.context_step(x, state, motion, q_index)
+            return StepOutput(x_hat=coded.x_hat, bits={**coded.bits, **predicted.bits}, state=coded.state,
+                              warped=predicted.warped)
+        with torch.no_grad():  # Recon: the motion half is frozen and its inputs are detached
+            motion = self.codec.motion_step(x, state, q_index)
+        return self._maybe_checkpoint(self.codec.context_step, x, state, motion, q_index)
+
+    def _maybe_checkpoint(self, fn, *args):
+        if self.spec.checkpoint_frames and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
 
     def _p_frames(self, frames: Tensor, q_index: Tensor, lam: Tensor) -> tuple[list[FrameTerms], list[Tensor]]:
         state = self._i_frame(frames, q_index)
