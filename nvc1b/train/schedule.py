@@ -32,8 +32,9 @@ LOSSES_FOR_PARTS: dict[str, tuple[str, ...]] = {
 class ActivationCheckpointing(Strict):
     """Forward recomputation in backward, trading compute for memory (the paper's FRB)."""
 
-    frames: bool = False
-    """Recompute each coded frame's activations (per-frame checkpointing of the cascade)."""
+    frames: Union[bool, Literal["auto"]] = "auto"
+    """Recompute each coded frame's activations (per-frame checkpointing of the cascade); auto = on for a stage
+    only when the memory model says its clips do not fit the GPU without it (off on a CPU)."""
     blocks: bool = False
     """Recompute each block of every block stack."""
 

@@ -24,6 +24,7 @@ from .checkpointing import (
 )
 from .clip import ClipLoss, ClipSpec, set_trainable
 from .distributed import DistInfo, any_rank, mean_over_ranks
+from ..perf.checkpoint_plan import stage_frames_checkpointing
 from .optimizer import build_optimizer, moments_source, set_hyperparameters
 from .observe import Monitor, peak_memory_gb, write_status
 from .schedule import Schedule, effective
@@ -172,10 +173,12 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
             where, resume_tag, progress.world_size, dist.world_size,
         )
     trainable = set_trainable(codec, stage.parts)
+    frames_checkpointing = stage_frames_checkpointing(sched, stage, codec.config, dist.device, dist.world_size)
+    log.info("stage %d '%s': %s", ctx.index, stage.name, frames_checkpointing.describe())
     set_block_checkpointing(codec, cfg.activation_checkpointing.blocks)
     spec = ClipSpec(
         parts=stage.parts, loss=stage.loss, frames=stage.frames, lambdas=tuple(sched.lambdas),
-        frame_weights=tuple(sched.frame_weights), checkpoint_frames=cfg.activation_checkpointing.frames,
+        frame_weights=tuple(sched.frame_weights), checkpoint_frames=frames_checkpointing.on,
         bf16=use_bf16(cfg.precision, dist.device),
     )
     model = ClipLoss(codec.to(dist.device), spec)
