@@ -19,6 +19,7 @@ from ..errors import ConfigError, DivergedError, NvcError
 from ..model.blocks import set_block_checkpointing
 from ..model.codec import VideoCodec
 from ..model.export import load_model, save_model
+from .comm import training_kernels, with_communication
 from .checkpointing import (
     Progress, consolidated_weights, export_stage, load_same_world, read_latest, save_checkpoint, stage_export_path,
 )
@@ -184,7 +185,8 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
     model = ClipLoss(codec.to(dist.device), spec)
     lr = stage.lr * progress.lr_factor
     optimizer = build_optimizer(trainable, lr, cfg)
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=_ds_config(cfg, accum))
+    ds_config = with_communication(_ds_config(cfg, accum), dist.device)
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
     if resume_tag and same_world:
         load_same_world(engine, ctx.run_dir, resume_tag)
     elif not resume_tag and (carried := moments_source(sched, ctx.index, ctx.run_dir, dist.world_size)):
@@ -201,7 +203,8 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
         "bf16 autocast" if spec.bf16 else "fp32",
     )
     try:
-        return _loop(ctx, engine, progress, cfg, accum, per_epoch, total, lr, start)
+        with training_kernels(dist.device):
+            return _loop(ctx, engine, progress, cfg, accum, per_epoch, total, lr, start)
     finally:
         engine.destroy() if hasattr(engine, "destroy") else None
         del engine, model, optimizer, start
