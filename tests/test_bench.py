@@ -86,3 +86,27 @@ def test_projection_names_a_bad_benchmark_file(tmp_path):
     bad.write_text(json.dumps([{"setup": {"frames": 2}}]))
     with pytest.raises(ConfigError, match="bad.json: row 0 lacks"):
         read_throughputs([bad])
+
+
+def test_projection_counts_steps_and_communication(tmp_path):
+    from nvc1b.config.model import load_preset
+    from nvc1b.model.counting import count_parameters
+    from nvc1b.perf.projection import project_schedule, read_throughputs
+    from nvc1b.train.schedule import Schedule
+
+    schedule = Schedule.model_validate({"preset": "tiny", "global_batch": 4, "stages": [
+        {"name": "recd", "frames": 3, "parts": "Recon", "loss": "recD", "lr": 1e-4, "epochs": 1},
+        {"name": "all", "frames": 3, "parts": "All", "loss": "all_T", "lr": 1e-4, "epochs": 1},
+    ]})
+    throughputs = read_throughputs([_bench_file(tmp_path / "t2.json", 2, 2.0)])
+    plain = project_schedule(schedule, throughputs, gpus=4, clips_per_epoch=100, efficiency=1.0)
+    assert [s.steps for s in plain] == [50, 25] and all(s.comm_hours == 0 for s in plain)  # per-frame: 2 per clip
+    slow = project_schedule(schedule, throughputs, gpus=4, clips_per_epoch=100, efficiency=1.0, interconnect_gbps=1e-3)
+    count = count_parameters(load_preset("tiny"))
+    recon = sum(count.parts[p] for p in ("temporal_context_mining", "contextual_codec", "contextual_entropy"))
+    # a slow link: 3/4 of (bf16 gradients + fp32 weights) per step, less what hides under the backward (2/3 of
+    # the compute: 100 clips x 1 s/clip x 3/2 frames over 4 GPUs = 37.5 s)
+    per_step = 0.75 * recon * (2 + 4) * 8 / 1e6
+    assert slow[0].comm_hours * 3600 == pytest.approx(50 * per_step - 2 / 3 * 37.5, rel=1e-6)
+    assert slow[0].compute_hours == plain[0].compute_hours and slow[0].hours > plain[0].hours
+    assert slow[1].comm_hours * 3600 == pytest.approx(25 * 0.75 * count.total * 6 * 8 / 1e6 - 25, rel=1e-6)

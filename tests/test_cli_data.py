@@ -41,6 +41,12 @@ def test_pack_vimeo_and_frames_and_errors(tmp_path, capsys):
                  "--shard-size", "2"]) == 0
     assert [s.clips for s in read_manifest(tmp_path / "f").shards] == [2, 1]
     capsys.readouterr()
+    assert main(["data", "pack", "vimeo", str(root), "--out", str(tmp_path / "v2")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"nvc1b: error: {root}: no sep_trainlist.txt and no --list") and err.count("\n") == 1
+    assert main(["data", "pack", "vimeo", str(root), "--all", "--out", str(tmp_path / "v2")]) == 0
+    assert read_manifest(tmp_path / "v2").clips == 3
+    capsys.readouterr()
     assert main(["data", "pack", "yuv", str(tmp_path / "none.yuv"), "--size", "12x8", "--out", str(tmp_path / "y")]) == 1
     assert capsys.readouterr().err == f"nvc1b: error: {tmp_path / 'none.yuv'}: YUV file not found\n"
     assert main(["data", "pack", "yuv", str(tmp_path / "none.yuv"), "--size", "12by8", "--out", str(tmp_path / "y")]) == 1

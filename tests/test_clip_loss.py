@@ -57,3 +57,52 @@ def test_bf16_autocast_keeps_rates_in_fp32(tiny_model):
     loss.backward()
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert metrics["bpp_y"].dtype == torch.float32 and 0 < metrics["bpp_y"] < 50
+
+
+@pytest.mark.parametrize("parts, loss", [("Inter", "meRD"), ("Recon", "recD")])
+def test_frozen_half_is_free_and_changes_nothing(tiny_model, parts, loss):
+    """The half a stage does not train runs without autograd: never differentiated, never recomputed by per-frame
+    checkpointing; loss and gradients equal the plain path that codes every part with autograd."""
+    set_trainable(tiny_model, parts)
+    frames, q = torch.rand(1, 3, 3, 32, 32), torch.tensor([1.0])
+    frozen = ("temporal_context_mining", "contextual_codec", "contextual_entropy") if parts == "Inter" else (
+        "motion_estimation", "motion_codec", "motion_entropy")
+    calls = []
+    phase = ["forward"]
+    hooks = [module.register_forward_hook(lambda m, i, o, name=name: calls.append((name, phase[0], torch.is_grad_enabled())))
+             for name in frozen for module in getattr(tiny_model, name).modules()]
+    results = {}
+    for path in (parts, "All"):  # "All" with a frozen set = every part through autograd (the old path)
+        tiny_model.zero_grad()
+        torch.manual_seed(0)
+        out, _ = ClipLoss(tiny_model, spec(parts=path, loss=loss, checkpoint_frames=True))(frames, q)
+        phase[0] = "backward"
+        out.backward()
+        phase[0] = "forward"
+        grads = {n: p.grad.clone() for n, p in tiny_model.named_parameters() if p.grad is not None}
+        results[path] = (out.detach(), grads, list(calls))
+        calls.clear()
+    for h in hooks:
+        h.remove()
+    loss_new, grads_new, calls_new = results[parts]
+    loss_old, grads_old, calls_old = results["All"]
+    assert torch.allclose(loss_new, loss_old, rtol=1e-5) and grads_new.keys() == grads_old.keys()
+    assert all(torch.allclose(grads_new[k], grads_old[k], rtol=1e-4, atol=1e-7) for k in grads_new)
+    assert calls_new and all(p == "forward" and not grad for _, p, grad in calls_new)
+    assert any(p == "backward" for _, p, _ in calls_old)  # the old path recomputed the frozen half
+    assert {name for name, _, _ in calls_new} == set(frozen)  # every frozen part ran, in the forward only
+
+
+def test_per_frame_steps_reproduce_the_clip_losses(tiny_model):
+    set_trainable(tiny_model, "Recon")
+    frames, q = torch.rand(2, 3, 3, 32, 32), torch.tensor([0.0, 2.0])
+    module = ClipLoss(tiny_model, spec(parts="Recon", loss="recRD"))
+    with torch.no_grad():  # training-mode rate estimation draws random numbers: the same seed, the same draws
+        torch.manual_seed(1)
+        clip_loss, _ = module(frames, q)
+        torch.manual_seed(1)
+        first, _, state = module(frames, q, frame=1)
+        second, metrics, _ = module(frames, q, frame=2, state=state)
+    assert torch.allclose(clip_loss, (first + second) / 2) and {"loss", "D", "psnr", "bpp_y"} <= set(metrics)
+    with pytest.raises(ValueError, match="needs the reference state of frame 1"):
+        module(frames, q, frame=2)

@@ -1,5 +1,6 @@
 """The training loader: batch shapes, consecutive frames, rank splitting, equal batch counts, exact resume."""
 
+import logging
 import multiprocessing
 
 import pytest
@@ -61,18 +62,37 @@ def test_resume_at_step_k_equals_the_uninterrupted_stream(manifest, workers):
         assert all(torch.equal(x, y) for x, y in zip(full[k:], resumed, strict=False))
 
 
-def test_ranks_get_disjoint_shards_and_equal_batch_counts(manifest, monkeypatch):
+def test_ranks_share_every_shard_with_equal_batch_counts(manifest, monkeypatch):
     seen = {}
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))
         monkeypatch.setenv("WORLD_SIZE", "2")
-        batches = stream(manifest, rank=None, world_size=None, batches=12)
-        assert len(batches) == 12
-        seen[rank] = {i for x in batches for i in clip_ids(x)}
-    # rank 0 holds shards 0 and 2 (clips 0-2, 8-9), rank 1 shards 1 and 3 (clips 3-7, 10-15): 5 vs 11 clips
-    assert seen[0] <= {0, 1, 2, 8, 9} and seen[1] <= {3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15}
-    assert len(seen[0]) == 5 and len(seen[1]) == 11  # 24 clips per rank: every clip of the rank is visited
-    assert not seen[0] & seen[1]
+        batches = stream(manifest, rank=None, world_size=None, batches=4)
+        assert len(batches) == 4
+        seen[rank] = [i for x in batches for i in clip_ids(x)]
+    # 4 batches x 2 clips x 2 ranks = the 16 clips: the epoch's permutation gives each clip to one rank once
+    assert sorted(seen[0] + seen[1]) == list(range(16))
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_one_epoch_on_4_ranks_x_2_workers_sees_every_clip_once(tmp_path, caplog):
+    manifest = coded_shards(tmp_path, [3, 5, 2, 6, 3])  # 19 clips, uneven shards
+    per_rank = batches_per_epoch(manifest, micro_batch=2, world_size=4)
+    assert per_rank == 2  # 2 batches x 2 clips x 4 ranks = 16 positions; 3 clips left out this epoch
+    seen, resumed = [], {}
+    with caplog.at_level(logging.INFO, logger="nvc1b.data.loader"):
+        for rank in range(4):
+            batches = stream(manifest, rank=rank, world_size=4, batches=per_rank, num_workers=2)
+            assert len(batches) == per_rank
+            seen += [i for x in batches for i in clip_ids(x)]
+            later = stream(manifest, rank=rank, world_size=4, batches=per_rank, start=1, num_workers=2)
+            assert torch.equal(later[0], batches[1])  # resume mid-epoch: the identical stream
+    assert len(seen) == len(set(seen)) == 16 and set(seen) <= set(range(19))
+    assert "epoch 0: 16 of the 19 clips of" in caplog.text and "each once; 3 left out" in caplog.text
+    other = set()
+    for rank in range(4):
+        other |= {i for x in stream(manifest, rank=rank, world_size=4, batches=per_rank, epoch=1) for i in clip_ids(x)}
+    assert len(other) == 16 and other != set(seen)  # a fresh permutation: other clips are left out
 
 
 def _rank_main(rank, manifest, init, out):
@@ -96,7 +116,9 @@ def test_two_real_processes_over_gloo(manifest, tmp_path):
         p.join(60)
         assert p.exitcode == 0
     ids0, ids1 = torch.load(out)
-    assert len(ids0) == len(ids1) == 12 and not set(ids0) & set(ids1)
+    assert len(ids0) == len(ids1) == 12
+    # the first 4 batches of both ranks are the 16 positions of one epoch: every clip once; then a fresh order
+    assert sorted(ids0[:8] + ids1[:8]) == list(range(16)) and len(set(ids0[8:] + ids1[8:])) == 8
 
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")
@@ -113,8 +135,7 @@ def test_epoch_size_helpers(manifest):
 
 
 def test_immediate_errors(manifest, tmp_path):
-    with pytest.raises(DataError, match="4 shards cannot be split over 8 ranks"):
-        stream(manifest, rank=0, world_size=8)
+    assert len(stream(manifest, rank=7, world_size=8, batches=1)) == 1  # more ranks than shards is fine
     with pytest.raises(DataError, match="clips have 7 frames, the stage needs 8"):
         stream(manifest, frames=8)
     with pytest.raises(DataError, match="manifest not found"):

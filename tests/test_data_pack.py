@@ -16,7 +16,7 @@ from nvc1b.errors import DataError
 
 def test_vimeo_tree_round_trip_bit_exact(tmp_path):
     root, truth = vimeo_tree(tmp_path / "vimeo", random=True)
-    manifest = pack.pack_vimeo(root, tmp_path / "out", shard_size=4, jobs=2)
+    manifest = pack.pack_vimeo(root, tmp_path / "out", all_clips=True, shard_size=4, jobs=2)
     m = read_manifest(manifest)
     assert [s.clips for s in m.shards] == [4, 2] and m.clips == count_clips(tmp_path / "out") == 6
     assert m.frames_per_clip == 7 and verify_manifest(manifest) == []
@@ -33,7 +33,7 @@ def test_vimeo_tree_round_trip_bit_exact(tmp_path):
 
 def test_shards_are_plain_webdataset(tmp_path):
     root, truth = vimeo_tree(tmp_path / "vimeo", sequences=1, clips_each=2, random=True)
-    manifest = pack.pack_vimeo(root, tmp_path / "out", jobs=1)
+    manifest = pack.pack_vimeo(root, tmp_path / "out", all_clips=True, jobs=1)
     shard = str(manifest.parent / read_manifest(manifest).shards[0].path)
     samples = list(wds.WebDataset(shard, shardshuffle=False).decode("rgb8"))
     assert [s["__key__"] for s in samples] == ["00001_0001", "00001_0002"]
@@ -49,6 +49,23 @@ def test_vimeo_list_selects_and_orders_clips(tmp_path):
     clips = list(iter_clips(manifest))
     assert [k for k, _, _ in clips] == ["00002_0003", "00001_0001"]
     assert np.array_equal(clips[0][2], truth["00002_0003"])
+    used = read_manifest(manifest).clip_list
+    assert used.path == str(tmp_path / "list.txt") and used.names == ["00002/0003", "00001/0001"]
+
+
+def test_vimeo_train_list_keeps_test_clips_out(tmp_path):
+    root, _ = vimeo_tree(tmp_path / "vimeo", sequences=2, clips_each=3)  # 6 folders; 2 of them are "test" clips
+    with pytest.raises(DataError) as info:
+        pack.pack_vimeo(root, tmp_path / "none")
+    assert "no sep_trainlist.txt and no --list" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "none" / "manifest.json").exists()
+    (root / "sep_trainlist.txt").write_text("00001/0001\n00001/0002\n00002/0001\n00002/0003\n")
+    m = read_manifest(pack.pack_vimeo(root, tmp_path / "train"))
+    assert m.clips == 4 and m.clip_list.path == str(root / "sep_trainlist.txt")
+    assert m.clip_list.names == ["00001/0001", "00001/0002", "00002/0001", "00002/0003"]
+    assert [k for k, _, _ in iter_clips(tmp_path / "train")] == ["00001_0001", "00001_0002", "00002_0001", "00002_0003"]
+    every = read_manifest(pack.pack_vimeo(root, tmp_path / "all", all_clips=True))
+    assert every.clips == 6 and every.clip_list is None and every.source.endswith("--all")
 
 
 def test_yuv_file_round_trip_matches_the_bt709_conversion(tmp_path):
@@ -83,16 +100,16 @@ def test_frame_folders_cut_into_windows(tmp_path):
 
 def test_same_input_gives_byte_identical_shards(tmp_path):
     root, _ = vimeo_tree(tmp_path / "vimeo", sequences=1, clips_each=2)
-    a = read_manifest(pack.pack_vimeo(root, tmp_path / "a"))
-    b = read_manifest(pack.pack_vimeo(root, tmp_path / "b", jobs=2))
+    a = read_manifest(pack.pack_vimeo(root, tmp_path / "a", all_clips=True))
+    b = read_manifest(pack.pack_vimeo(root, tmp_path / "b", all_clips=True, jobs=2))
     assert [s.sha256 for s in a.shards] == [s.sha256 for s in b.shards]
 
 
 def test_pack_errors_are_one_line(tmp_path):
     root, _ = vimeo_tree(tmp_path / "vimeo", sequences=1, clips_each=1)
-    pack.pack_vimeo(root, tmp_path / "out")
+    pack.pack_vimeo(root, tmp_path / "out", all_clips=True)
     with pytest.raises(DataError, match="already holds a packed dataset"):
-        pack.pack_vimeo(root, tmp_path / "out")
+        pack.pack_vimeo(root, tmp_path / "out", all_clips=True)
     with pytest.raises(DataError, match="no 'sequences' folder"):
         pack.pack_vimeo(tmp_path, tmp_path / "o2")
     (tmp_path / "empty.txt").write_text("\n")
@@ -103,7 +120,7 @@ def test_pack_errors_are_one_line(tmp_path):
         pack.pack_vimeo(root, tmp_path / "o4", tmp_path / "bad.txt")
     (root / "sequences" / "00001" / "0001" / "im3.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match=r"im3.png: cannot decode PNG"):
-        pack.pack_vimeo(root, tmp_path / "o5")
+        pack.pack_vimeo(root, tmp_path / "o5", all_clips=True)
     assert not (tmp_path / "o5" / "manifest.json").exists()  # an interrupted pack leaves no manifest
 
 
@@ -132,7 +149,7 @@ def test_manifest_errors(tmp_path):
 
 def test_index_survives_truncation(tmp_path):
     root, truth = vimeo_tree(tmp_path / "vimeo", sequences=1, clips_each=3, random=True)
-    manifest = pack.pack_vimeo(root, tmp_path / "out")
+    manifest = pack.pack_vimeo(root, tmp_path / "out", all_clips=True)
     shard = manifest.parent / "shard-000000.tar"
     data = shard.read_bytes()
     shard.write_bytes(data[: int(len(data) * 0.6)])

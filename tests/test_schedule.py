@@ -30,8 +30,9 @@ def test_nvc1b_rgb_is_an_intra_stage_then_table_ii():
     got = [(s.frames, s.parts, s.loss, s.lr, s.epochs) for s in rows]
     assert got == table_ii()
     assert schedule.preset == "nvc1b" and schedule.global_batch == 32 and schedule.crop == 256
-    # Vimeo-90k has 64,612 training septuplets: stage 1 (2 epochs) is 2 × ceil(64612 / 32) steps
-    assert stage_steps(schedule, 1, 64612) == 2 * 2020
+    # Vimeo-90k has 64,612 training septuplets: an epoch is 64612 // 32 = 2019 global batches (4 clips left out);
+    # stage 1 (2 frames, 2 epochs) is 2 × 2019 steps, stage 4 (3 frames, meRD, per-frame updates) 2 × 2019 × 2
+    assert stage_steps(schedule, 1, 64612) == 2 * 2019 and stage_steps(schedule, 4, 64612) == 2 * 2019 * 2
 
 
 def test_demo_schedule_has_the_same_structure_in_miniature():

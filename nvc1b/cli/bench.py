@@ -80,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="training clips per epoch (default 64612: Vimeo-90k septuplets)")
     project.add_argument("--efficiency", type=float, default=0.9,
                          help="data-parallel scaling efficiency across the profile's GPUs (default 0.9)")
+    project.add_argument("--checkpointing", action="store_true",
+                         help="add each stage's per-frame checkpointing choice (auto: the memory model, minutes once)")
     project.add_argument("--json", action="store_true")
     project.set_defaults(func=run_project)
 
@@ -156,7 +158,13 @@ def run_project(args: argparse.Namespace) -> int:
     throughputs = read_throughputs(args.bench)
     gpus = profile.world_size
     stages = project_schedule(schedule, throughputs, gpus, clips_per_epoch=args.clips or VIMEO_SEPTUPLET_TRAIN_CLIPS,
-                              efficiency=args.efficiency)
-    print(json.dumps(as_json(stages, gpus, args.efficiency), indent=1) if args.json
-          else render(stages, throughputs, gpus, profile.name, args.efficiency, schedule.preset))
+                              efficiency=args.efficiency, interconnect_gbps=profile.interconnect_gbps)
+    plan = None
+    if args.checkpointing:
+        from ..perf.checkpoint_plan import plan_frames_checkpointing
+
+        plan = plan_frames_checkpointing(schedule, profile)
+    print(json.dumps(as_json(stages, gpus, args.efficiency, plan), indent=1) if args.json
+          else render(stages, throughputs, gpus, profile.name, args.efficiency, schedule.preset,
+                      profile.interconnect_gbps, plan))
     return 0

@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sources = packer.add_subparsers(dest="source", required=True, metavar="SOURCE")
     vimeo = sources.add_parser("vimeo", help="a Vimeo-90k septuplet tree: ROOT/sequences/00001/0001/im1.png ...")
     vimeo.add_argument("root", help="Vimeo-90k root (holds sequences/)")
-    vimeo.add_argument("--list", dest="list_file", help="clip list such as sep_trainlist.txt (default: every clip folder)")
+    vimeo.add_argument("--list", dest="list_file",
+                       help="clip list (default: ROOT/sep_trainlist.txt; without it the pack stops unless --all)")
+    vimeo.add_argument("--all", dest="all_clips", action="store_true",
+                       help="pack every clip folder, test clips included, when no --list is given")
     frames = sources.add_parser("frames", help="folders of ordered images, cut into clips")
     frames.add_argument("folders", nargs="+", help="frame folders (natural order: im2 before im10)")
     yuv = sources.add_parser("yuv", help="raw 8-bit YUV 4:2:0 files, cut into clips (stored as BT.709 RGB)")
@@ -63,7 +66,7 @@ def run_pack(args: argparse.Namespace) -> int:
     inputs = [args.root] if args.source == "vimeo" else (args.folders if args.source == "frames" else args.files)
     check_output(args.out, inputs, directory_ok=True, what="--out folder")
     if args.source == "vimeo":
-        path = pack.pack_vimeo(args.root, args.out, args.list_file, **kw)
+        path = pack.pack_vimeo(args.root, args.out, args.list_file, all_clips=args.all_clips, **kw)
     elif args.source == "frames":
         path = pack.pack_frames(args.folders, args.out, args.clip, args.stride, **kw)
     else:

@@ -24,6 +24,8 @@ class ClusterProfile(Strict):
     """GRES type requested with the GPUs (for example a40, a800); None asks for any."""
     gpu_memory_gb: float = Field(0, ge=0)
     """Memory of one GPU, for memory planning."""
+    interconnect_gbps: float = Field(0, ge=0)
+    """Bandwidth per GPU for gradient communication in Gbit/s (the slowest link of the ring); 0 = unknown."""
     procs_per_node: Optional[PositiveInt] = None
     """Training processes per node; defaults to gpus_per_node (1 on a CPU-only node)."""
     cpus_per_task: PositiveInt = 8

@@ -123,7 +123,7 @@ def run_data_benchmark(vimeo_root: Path | None = None, manifest: Path | None = N
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nvc1b-bench-", dir=work)))
             log.info("making %d synthetic clips in %s", clips, work)
             vimeo_root = make_vimeo_tree(work / "vimeo", clips, seed)
-            manifest = pack_vimeo(vimeo_root, work / "shards", jobs=2)
+            manifest = pack_vimeo(vimeo_root, work / "shards", all_clips=True, jobs=2)
         manifest = manifest_path(manifest)
         folders = sorted(p.parent for p in Path(vimeo_root, "sequences").glob("*/*/im1.png"))
         m = read_manifest(manifest)

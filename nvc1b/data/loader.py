@@ -9,23 +9,25 @@ The engine calls::
 
 How the stream is made, and why it resumes exactly:
 
-- rank r takes shards r, r+w, r+2w, … of the manifest (disjoint across ranks; fewer shards than ranks is an error);
-- batch i is made by stream v = i mod num_workers; each stream takes its own share of the rank's shards (all of
-  them when the rank holds fewer shards than workers), so DataLoader's round robin over workers yields i in order;
-- a stream is a run of rounds: draw ``mix`` of its shards at random, afresh every round (resampled shards), and
-  visit all their clips in a random order, reading each clip by seeking into its tar;
-- every rank yields exactly ``batches`` batches per epoch whatever its shards hold: uneven counts hang DDP;
-- the order is seeded from (seed, stage, epoch, rank, stream) and computed from clip counts alone; frame offset,
-  crop and flips from (seed, stage, epoch, rank, batch, slot). So starting at batch ``start`` gives exactly the
-  batches start, start+1, … of the uninterrupted run, without reading the skipped ones (same num_workers);
+- an epoch is a permutation of all N clips of the manifest, seeded from (seed, stage, epoch) and computed from
+  clip counts alone; sample j of rank r's batch i is clip ``order[(i·w + r)·B + j]``, so over the
+  ``batches × B × w`` positions of an epoch every clip is seen once, by one rank and one worker (true epochs);
+- with ``batches = N // (B·w)`` (``batches_per_epoch``) the last ``N mod (B·w)`` clips of the permutation are
+  left out of that epoch (a different few each epoch; logged with the count); asking for more positions than N
+  continues into a fresh permutation, so clips then repeat;
+- every rank yields exactly ``batches`` batches per epoch: uneven counts hang DDP;
+- batch i is made by worker i mod num_workers, so DataLoader's round robin over workers yields i in order; each
+  clip is read by seeking into its tar;
+- frame offset, crop and flips come from (seed, stage, epoch, rank, batch, slot). So starting at batch ``start``
+  gives exactly the batches start, start+1, … of the uninterrupted run, without reading the skipped ones, for any
+  number of workers;
 - a clip that cannot be used (undecodable frame, truncated shard, fewer frames than T, smaller than the crop)
-  is replaced by a later clip of its stream and is logged with shard and key; when more than
+  is replaced by a clip from the end of the epoch's permutation (the left-out clips first) and is logged with shard and key; when more than
   ``max_bad_fraction`` of the clips seen (plus one clip of grace) were bad, a DataError names the worst shard.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import os
 from collections import Counter
@@ -44,7 +46,7 @@ from .shards import ClipError, ShardReader
 
 log = logging.getLogger(__name__)
 
-MIX = 4  # shards open per round: clips of a batch come from up to this many shards
+OPEN_SHARDS = 64  # shard files a worker keeps open: an epoch's order visits every shard
 MAX_TRIES = 64  # later clips tried in place of an unusable one before the batch is declared impossible
 
 
@@ -62,33 +64,24 @@ def dist_info(rank: int | None = None, world_size: int | None = None) -> tuple[i
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-class ClipOrder:
-    """The clip order of one stream: rounds of ``mix`` shards drawn at random, their clips permuted."""
+class EpochOrder:
+    """The clip order of one epoch over all ranks: a seeded permutation of every clip of the manifest
+    (positions past the N clips continue into further permutations)."""
 
-    def __init__(self, counts: Sequence[int], shards: Sequence[int], seed: Sequence[int], mix: int = MIX):
-        self.counts = np.asarray(counts)
-        self.shards = np.asarray(shards)
-        self.mix = min(mix, len(self.shards))
-        self.rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
-        self._rounds: list[tuple[np.ndarray, np.ndarray]] = []
-        self._ends: list[int] = []
-
-    def _add_round(self) -> None:
-        picked = self.rng.choice(self.shards, size=self.mix, replace=False)
-        shard = np.repeat(picked, self.counts[picked])
-        number = np.concatenate([np.arange(self.counts[s]) for s in picked])
-        order = self.rng.permutation(len(shard))
-        self._rounds.append((shard[order], number[order]))
-        self._ends.append((self._ends[-1] if self._ends else 0) + len(shard))
+    def __init__(self, counts: Sequence[int], seed: Sequence[int]):
+        self.ends = np.cumsum(np.asarray(counts))
+        self.total = int(self.ends[-1])
+        self.seed = list(seed)
+        self._perms: dict[int, np.ndarray] = {}
 
     def __getitem__(self, position: int) -> tuple[int, int]:
-        """(shard, clip number in the shard) at ``position`` of the stream."""
-        while not self._ends or position >= self._ends[-1]:
-            self._add_round()
-        r = bisect.bisect_right(self._ends, position)
-        offset = position - (self._ends[r - 1] if r else 0)
-        shard, number = self._rounds[r]
-        return int(shard[offset]), int(number[offset])
+        """(shard, clip number in the shard) at ``position`` of the epoch's order."""
+        cycle, offset = divmod(position, self.total)
+        if cycle not in self._perms:
+            self._perms[cycle] = np.random.default_rng(np.random.SeedSequence(self.seed + [cycle])).permutation(self.total)
+        clip = int(self._perms[cycle][offset])
+        shard = int(np.searchsorted(self.ends, clip, side="right"))
+        return shard, clip - (int(self.ends[shard - 1]) if shard else 0)
 
 
 @dataclass(frozen=True)
@@ -96,6 +89,7 @@ class BatchSpec:
     """Everything a worker needs to make the batches of one rank and epoch (picklable)."""
 
     shards: tuple[Path, ...]
+    """Every shard of the manifest (each rank reads from all of them)."""
     counts: tuple[int, ...]
     frames: int
     crop: int
@@ -106,7 +100,7 @@ class BatchSpec:
     rank: int
     batches: int
     start: int
-    mix: int = MIX
+    world_size: int = 1
 
 
 class ClipBatches(IterableDataset):
@@ -119,15 +113,12 @@ class ClipBatches(IterableDataset):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         s = self.spec
-        stream = (worker + s.start) % workers  # so that physical worker 0 makes batch `start`
-        mine = list(range(len(s.shards)))
-        mine = mine[stream::workers] if len(mine) >= workers else mine
-        order = ClipOrder(s.counts, mine, (s.seed, s.stage, s.epoch, s.rank, stream), s.mix)
-        with ShardReader() as reader:
+        order = EpochOrder(s.counts, (s.seed, s.stage, s.epoch))
+        with ShardReader(max_open=OPEN_SHARDS) as reader:
             for i in range(s.start + worker, s.batches, workers):
-                yield self._batch(order, reader, i, (i - stream) // workers)
+                yield self._batch(order, reader, i)
 
-    def _batch(self, order: ClipOrder, reader: ShardReader, i: int, k: int):
+    def _batch(self, order: EpochOrder, reader: ShardReader, i: int):
         s = self.spec
         batch = torch.empty((s.micro_batch, s.frames, 3, s.crop, s.crop), dtype=torch.uint8)
         if get_worker_info() is not None:
@@ -136,8 +127,9 @@ class ClipBatches(IterableDataset):
         events: list[tuple[str, str, str]] = []
         for j in range(s.micro_batch):
             draws = np.random.default_rng([s.seed, s.stage, s.epoch, s.rank, i, j]).random(5)
-            own = k * s.micro_batch + j
-            candidates = [own] + [(k + 1) * s.micro_batch + a for a in range(MAX_TRIES)]
+            own = (i * s.world_size + s.rank) * s.micro_batch + j
+            cycle_end = (own // order.total + 1) * order.total  # replacements: the end of this permutation, backwards
+            candidates = [own] + [p for p in range(cycle_end - 1, max(cycle_end - 1 - MAX_TRIES, -1), -1) if p != own]
             for position in candidates:
                 shard, number = order[position]
                 try:
@@ -231,7 +223,6 @@ def train_batches(
     num_workers: int = 0,
     max_bad_fraction: float = 0.01,
     device: torch.device | str | None = None,
-    mix: int = MIX,
 ) -> Iterator[Tensor]:
     """Batches ``start`` … ``batches-1`` of one epoch for this rank: float32 (B, T, 3, crop, crop) in [0, 1]."""
     if frames < 1 or crop < 1 or micro_batch < 1 or not 0 <= start <= batches or not 0 <= max_bad_fraction < 1:
@@ -244,14 +235,22 @@ def train_batches(
     path = manifest_path(manifest)
     m = read_manifest(path)
     paths = shard_paths(path, m)
-    if len(paths) < world_size:
-        raise DataError(f"{path}: {len(paths)} shards cannot be split over {world_size} ranks; repack with a smaller --shard-size")
     if frames > m.frames_per_clip:
         raise DataError(f"{path}: clips have {m.frames_per_clip} frames, the stage needs {frames}")
-    mine = slice(rank, None, world_size)
-    spec = BatchSpec(tuple(paths[mine]), tuple(s.clips for s in m.shards[mine]), frames, crop, micro_batch,
-                     seed, stage, epoch, rank, batches, start, mix)
+    spec = BatchSpec(tuple(paths), tuple(s.clips for s in m.shards), frames, crop, micro_batch,
+                     seed, stage, epoch, rank, batches, start, world_size)
+    if rank == 0:
+        _log_epoch_cover(path, m.clips, batches * micro_batch * world_size, epoch)
     return _batches(spec, num_workers, max_bad_fraction, device)
+
+
+def _log_epoch_cover(path: Path, clips: int, positions: int, epoch: int) -> None:
+    if positions <= clips:
+        log.info("epoch %d: %d of the %d clips of %s, each once; %d left out for equal batches per rank",
+                 epoch, positions, clips, path, clips - positions)
+    else:
+        log.info("epoch %d: %d clip positions over the %d clips of %s: clips repeat within the epoch",
+                 epoch, positions, clips, path)
 
 
 def _batches(spec: BatchSpec, num_workers: int, max_bad_fraction: float, device) -> Iterator[Tensor]:

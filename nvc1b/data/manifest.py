@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 from pydantic import Field, ValidationError
 
@@ -32,6 +33,17 @@ class ShardEntry(Strict):
     """Hex SHA-256 of the whole file."""
 
 
+class ClipList(Strict):
+    """The clip list (such as Vimeo-90k's ``sep_trainlist.txt``) a pack took its clips from."""
+
+    path: str
+    """The list file as given (or found in the Vimeo root)."""
+    sha256: str
+    """Hex SHA-256 of the list file when packed."""
+    names: list[str]
+    """The clip folders it named, in packing order."""
+
+
 class Manifest(Strict):
     format: str = FORMAT
     """Always 'nvc1b-shards/1'."""
@@ -43,6 +55,8 @@ class Manifest(Strict):
     """zlib level of the stored PNG frames (0 = stored: fastest to decode)."""
     shards: list[ShardEntry]
     """Shards in packing order."""
+    clip_list: Optional[ClipList] = None
+    """The clip list a Vimeo pack used (None: no list, every folder was packed with --all, or not a Vimeo pack)."""
 
     @property
     def clips(self) -> int:

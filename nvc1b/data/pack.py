@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from . import video
-from .manifest import MANIFEST_NAME, Manifest, ShardEntry, sha256_file, write_manifest
+from .manifest import MANIFEST_NAME, ClipList, Manifest, ShardEntry, sha256_file, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,36 @@ def unique_keys(sources: Sequence[ClipSource]) -> None:
         seen.add(s.key)
 
 
+VIMEO_TRAIN_LIST = "sep_trainlist.txt"
+"""Vimeo-90k's training split, next to ``sequences/``: packed by default so that test clips never enter training."""
+
+
+def vimeo_clip_list(root: str | Path, list_file: str | Path | None = None, all_clips: bool = False) -> Path | None:
+    """The list a Vimeo pack uses: ``list_file``, else ``ROOT/sep_trainlist.txt``, else None with ``all_clips``."""
+    if list_file is not None:
+        return Path(list_file)
+    found = Path(root) / VIMEO_TRAIN_LIST
+    if found.is_file() and not all_clips:
+        return found
+    if all_clips:
+        return None
+    raise DataError(
+        f"{root}: no {VIMEO_TRAIN_LIST} and no --list: packing every folder would include Vimeo-90k's test clips; "
+        f"give --list FILE, or --all to pack every clip folder"
+    )
+
+
+def read_clip_list(list_file: str | Path) -> list[str]:
+    """Clip folder names (``00001/0001``) of a list file, one a line, blank lines ignored."""
+    try:
+        names = [line.strip() for line in Path(list_file).read_text().splitlines() if line.strip()]
+    except OSError as exc:
+        raise DataError(f"{list_file}: cannot read clip list ({exc.strerror})") from None
+    if not names:
+        raise DataError(f"{list_file}: clip list is empty")
+    return names
+
+
 def vimeo_sources(root: str | Path, list_file: str | Path | None = None) -> list[FolderClip]:
     """Clips of a Vimeo-90k tree ``ROOT/sequences/00001/0001/im1.png …``, all of them or those named in a list."""
     root = Path(root)
@@ -96,12 +126,7 @@ def vimeo_sources(root: str | Path, list_file: str | Path | None = None) -> list
     if not seq_root.is_dir():
         raise DataError(f"{root}: no 'sequences' folder (expected ROOT/sequences/00001/0001/im1.png)")
     if list_file is not None:
-        try:
-            names = [line.strip() for line in Path(list_file).read_text().splitlines() if line.strip()]
-        except OSError as exc:
-            raise DataError(f"{list_file}: cannot read clip list ({exc.strerror})") from None
-        if not names:
-            raise DataError(f"{list_file}: clip list is empty")
+        names = read_clip_list(list_file)
     else:
         names = sorted(f"{a.name}/{b.name}" for a in seq_root.iterdir() if a.is_dir() for b in a.iterdir() if b.is_dir())
         if not names:
@@ -189,6 +214,7 @@ def pack_clips(
     png_level: int = DEFAULT_PNG_LEVEL,
     jobs: int = 1,
     progress: bool = False,
+    clip_list: ClipList | None = None,
 ) -> Path:
     """Write ``sources`` as shards of ``shard_size`` clips into ``out`` and return the manifest path (written last)."""
     out = Path(out)
@@ -225,15 +251,28 @@ def pack_clips(
     finally:
         if pool:
             pool.terminate()
-    manifest = Manifest(source=source, frames_per_clip=frames_per_clip, png_level=png_level, shards=[done[f] for f in sorted(done)])
+    manifest = Manifest(source=source, frames_per_clip=frames_per_clip, png_level=png_level, shards=[done[f] for f in sorted(done)],
+                        clip_list=clip_list)
     path = write_manifest(out, manifest)
     log.info("packed %d clips into %d shards under %s", manifest.clips, len(manifest.shards), out)
     return path
 
 
-def pack_vimeo(root: str | Path, out: str | Path, list_file: str | Path | None = None, **kw) -> Path:
-    """``nvc1b data pack vimeo``: the Vimeo-90k septuplet tree (or the clips of a list file)."""
-    return pack_clips(vimeo_sources(root, list_file), out, source=f"vimeo {root}" + (f" --list {list_file}" if list_file else ""), **kw)
+def pack_vimeo(root: str | Path, out: str | Path, list_file: str | Path | None = None, *, all_clips: bool = False,
+               **kw) -> Path:
+    """``nvc1b data pack vimeo``: the clips of ``list_file`` (default ``ROOT/sep_trainlist.txt``); every clip
+    folder only with ``all_clips`` (``--all``). The list used is recorded in the manifest."""
+    if not Path(root, "sequences").is_dir():
+        raise DataError(f"{root}: no 'sequences' folder (expected ROOT/sequences/00001/0001/im1.png)")
+    used = vimeo_clip_list(root, list_file, all_clips)
+    clip_list = None
+    if used is not None:
+        clip_list = ClipList(path=str(used), sha256=sha256_file(used), names=read_clip_list(used))
+        log.info("packing the %d clips listed in %s", len(clip_list.names), used)
+    else:
+        log.warning("packing every clip folder under %s (--all): test clips are included if the tree holds them", root)
+    source = f"vimeo {root}" + (f" --list {used}" if used is not None else " --all")
+    return pack_clips(vimeo_sources(root, used), out, source=source, clip_list=clip_list, **kw)
 
 
 def pack_frames(folders: Sequence[str | Path], out: str | Path, clip: int = 7, stride: int = 7, **kw) -> Path:

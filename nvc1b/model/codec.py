@@ -98,6 +98,30 @@ class StepOutput:
         return sum(self.bits[k] for k in keys) / self.pixels
 
 
+@dataclass
+class MotionOutput:
+    """The decoded motion of a P-frame: what the contextual half needs, and its rate."""
+
+    m_hat: Tensor
+    """Motion latent m̂_t (B, C_m, Hp/16, Wp/16)."""
+    bits: dict[str, Tensor]
+    """Bits per sample of 'm' and 'z_m'."""
+    flow_hat_s: Tensor
+    """Decoded structure flow (B, 2, Hp, Wp)."""
+    flow_hat_d: Tensor
+    """Decoded detail flow (B, 2, Hp, Wp)."""
+    motion_feature: Tensor
+    """Motion decoder feature at H/4 (conditions the next frame's motion encoder)."""
+
+    def as_output(self, ref: ReferenceState) -> StepOutput:
+        """A motion-only step: the warped prediction stands in for x̂ (L_meD / L_meRD look only at it)."""
+        h, w = ref.height, ref.width
+        warped = sum(warp_components(ref.frame, self.flow_hat_s, self.flow_hat_d))
+        state = replace(ref, frame=warped, frame_index=ref.frame_index + 1, motion_feature=self.motion_feature,
+                        m_hat=self.m_hat)
+        return StepOutput(x_hat=warped[..., :h, :w], bits=self.bits, state=state, warped=warped[..., :h, :w])
+
+
 def _default_coder(training: bool) -> LatentCoder:
     return RateEstimator("ste" if training else "round")
 
@@ -186,36 +210,51 @@ class VideoCodec(nn.Module):
     def _inter_step(
         self, x: Tensor | None, ref: ReferenceState, q_index, coder: LatentCoder, motion_only: bool
     ) -> StepOutput:
+        motion = self.motion_step(x, ref, q_index, coder)
+        if motion_only:
+            return motion.as_output(ref)
+        return self.context_step(x, ref, motion, q_index, coder)
+
+    def motion_step(
+        self, x: Tensor | None, ref: ReferenceState, q_index, coder: LatentCoder | None = None
+    ) -> "MotionOutput":
+        """The motion half of a P-frame (motion estimation, motion coder, motion entropy model)."""
+        coder = coder or _default_coder(self.training)
+        b, _, hp, wp = ref.frame.shape
+        latent_hw = (hp // LATENT_STRIDE, wp // LATENT_STRIDE)
+        q = as_q_index(q_index, b, ref.frame.device)
+        m = None
+        if x is not None:
+            flow_s, flow_d = self.motion_estimation(pad_frame(x), ref.frame)
+            m = self.motion_codec.encode(flow_s, flow_d, ref.motion_feature, q)
+        m_hat, bits = self.motion_entropy(m, ref.m_hat, latent_hw, b, coder)
+        flow_hat_s, flow_hat_d, motion_feature = self.motion_codec.decode(m_hat, q)
+        return MotionOutput(m_hat, bits, flow_hat_s, flow_hat_d, motion_feature)
+
+    def context_step(
+        self, x: Tensor | None, ref: ReferenceState, motion: "MotionOutput", q_index, coder: LatentCoder | None = None
+    ) -> StepOutput:
+        """The contextual half of a P-frame given its decoded motion (temporal context mining, contextual coder,
+        contextual entropy model)."""
+        coder = coder or _default_coder(self.training)
         b, _, hp, wp = ref.frame.shape
         h, w = ref.height, ref.width
         t = ref.frame_index + 1
         latent_hw = (hp // LATENT_STRIDE, wp // LATENT_STRIDE)
         q = as_q_index(q_index, b, ref.frame.device)
         xp = None if x is None else pad_frame(x)
-
-        m = None
-        if xp is not None:
-            flow_s, flow_d = self.motion_estimation(xp, ref.frame)
-            m = self.motion_codec.encode(flow_s, flow_d, ref.motion_feature, q)
-        m_hat, bits = self.motion_entropy(m, ref.m_hat, latent_hw, b, coder)
-        flow_hat_s, flow_hat_d, motion_feature = self.motion_codec.decode(m_hat, q)
-
-        if motion_only:
-            warped = sum(warp_components(ref.frame, flow_hat_s, flow_hat_d))
-            state = replace(ref, frame=warped, frame_index=t, motion_feature=motion_feature, m_hat=m_hat)
-            return StepOutput(x_hat=warped[..., :h, :w], bits=bits, state=state, warped=warped[..., :h, :w])
-
         contexts, warped, hidden, cell = self.temporal_context_mining(
-            ref.frame, ref.feature, ref.hidden, ref.cell, flow_hat_s, flow_hat_d, t
+            ref.frame, ref.feature, ref.hidden, ref.cell, motion.flow_hat_s, motion.flow_hat_d, t
         )
         y = None if xp is None else self.contextual_codec.encode(xp, contexts, q)
         y_hat, y_bits = self.contextual_entropy(y, contexts[2], ref.y_hat, latent_hw, b, coder)
         x_hat, feature = self.contextual_codec.decode(y_hat, contexts, q)
         state = ReferenceState(
-            frame=x_hat, frame_index=t, height=h, width=w, feature=feature, motion_feature=motion_feature,
-            m_hat=m_hat, y_hat=y_hat, hidden=hidden, cell=cell,
+            frame=x_hat, frame_index=t, height=h, width=w, feature=feature, motion_feature=motion.motion_feature,
+            m_hat=motion.m_hat, y_hat=y_hat, hidden=hidden, cell=cell,
         )
-        return StepOutput(x_hat=x_hat[..., :h, :w], bits={**bits, **y_bits}, state=state, warped=warped[..., :h, :w])
+        return StepOutput(x_hat=x_hat[..., :h, :w], bits={**motion.bits, **y_bits}, state=state,
+                          warped=warped[..., :h, :w])
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device

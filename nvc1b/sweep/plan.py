@@ -50,7 +50,7 @@ def memory_settings(sweep: Sweep, profile: ClusterProfile) -> MemorySettings:
     eff = effective(schedule, stage)
     precision = eff.precision if eff.precision != "auto" else ("bf16" if profile.gpus_per_node else "fp32")
     return MemorySettings(profile, max(stage.frames, 2), eff.crop, eff.micro_batch, eff.zero_stage, precision,
-                          eff.activation_checkpointing.frames)
+                          eff.activation_checkpointing.frames is True)  # auto: planned without it
 
 
 def model_memory(model: SweepModel, settings: MemorySettings) -> MemoryEstimate:

@@ -7,10 +7,11 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ..data.video import rgb_to_yuv444_nearest
-from ..model.codec import VideoCodec
+from ..model.codec import ReferenceState, StepOutput, VideoCodec
 from ..model.hierarchy import frame_weight
 from ..model.quantization import RateEstimator, lambda_for
 from .losses import FrameTerms, cascaded, frame_loss, motion_only
@@ -53,14 +54,18 @@ class ClipSpec:
 
 
 class ClipLoss(nn.Module):
-    """forward(frames (B, T, 3, H, W), q_index (B,)) → (loss, metrics) for the stage described by ``spec``."""
+    """forward(frames (B, T, 3, H, W), q_index (B,)) → (loss, metrics) for the stage described by ``spec``.
+
+    With ``frame=t`` (per-frame updates) only P-frame t is coded, against ``state`` (the detached reference from
+    frame t-1; None for t = 1, then the I-frame is coded first): → (loss, metrics, detached state for frame t+1).
+    """
 
     def __init__(self, codec: VideoCodec, spec: ClipSpec):
         super().__init__()
         self.codec = codec
         self.spec = spec
 
-    def forward(self, frames: Tensor, q_index: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, frames: Tensor, q_index: Tensor, frame: int | None = None, state: ReferenceState | None = None):
         s = self.spec
         lam = lambda_for(q_index, s.lambdas)
         if s.colorspace == "yuv":
@@ -68,6 +73,9 @@ class ClipLoss(nn.Module):
         autocast = (
             torch.autocast(frames.device.type, dtype=torch.bfloat16) if s.bf16 else contextlib.nullcontext()
         )
+        if frame is not None:
+            with autocast:
+                return self._one_p_frame(frames, q_index, lam, frame, state)
         with autocast:
             if s.parts == "Intra":
                 out = self.codec.intra_step(frames[:, 0], q_index)
@@ -78,22 +86,63 @@ class ClipLoss(nn.Module):
         loss = torch.stack(losses).mean()
         return loss, self._metrics(loss, terms)
 
-    def _p_frames(self, frames: Tensor, q_index: Tensor, lam: Tensor) -> tuple[list[FrameTerms], list[Tensor]]:
-        s = self.spec
+    def _i_frame(self, frames: Tensor, q_index: Tensor) -> ReferenceState:
         with torch.no_grad():  # the intra coder is frozen in P-frame stages: code the I-frame as at test time
-            state = self.codec.intra_step(frames[:, 0], q_index, coder=RateEstimator("round")).state
-        terms, losses = [], []
-        for t in range(1, s.frames):
-            last = t == s.frames - 1
+            return self.codec.intra_step(frames[:, 0], q_index, coder=RateEstimator("round")).state
+
+    def _code(self, frames: Tensor, q_index: Tensor, lam: Tensor, t: int, state: ReferenceState):
+        """P-frame t against ``state``: (its terms, its mean loss, the coded state)."""
+        s = self.spec
+        last = t == s.frames - 1  # no later frame needs the last frame's x̂
+        if s.parts == "All":
             out = self.codec.inter_step(
-                frames[:, t], state, q_index,
-                motion_only=motion_only(s.loss) and last,  # no later frame needs this frame's x̂
-                checkpoint=s.checkpoint_frames,
+                frames[:, t], state, q_index, motion_only=motion_only(s.loss) and last, checkpoint=s.checkpoint_frames,
             )
-            terms.append(FrameTerms.of(out, frames[:, t], s.colorspace))
-            losses.append(frame_loss(s.loss, terms[-1], lam, frame_weight(t, s.frame_weights)).mean())
-            state = out.state if cascaded(s.loss) else out.state.detach()
+        else:
+            out = self._half_trained(frames[:, t], state, q_index, last)
+        terms = FrameTerms.of(out, frames[:, t], s.colorspace)
+        return terms, frame_loss(s.loss, terms, lam, frame_weight(t, s.frame_weights)).mean(), out.state
+
+    def _half_trained(self, x: Tensor, state: ReferenceState, q_index: Tensor, last: bool) -> StepOutput:
+        """A P-frame of an Inter or Recon stage: the half of the codec the stage does not train runs without
+        autograd, so it is neither differentiated nor recomputed by per-frame checkpointing (frozen means free)."""
+        if self.spec.parts == "Inter":  # motion trained; the contextual half only makes the next (detached) reference
+            motion = self._maybe_checkpoint(self.codec.motion_step, x, state, q_index)
+            predicted = motion.as_output(state)
+            if last:
+                return predicted
+            with torch.no_grad():
+                coded = self.codec.context_step(x, state, motion, q_index)
+            return StepOutput(x_hat=coded.x_hat, bits={**coded.bits, **predicted.bits}, state=coded.state,
+                              warped=predicted.warped)
+        with torch.no_grad():  # Recon: the motion half is frozen and its inputs are detached
+            motion = self.codec.motion_step(x, state, q_index)
+        return self._maybe_checkpoint(self.codec.context_step, x, state, motion, q_index)
+
+    def _maybe_checkpoint(self, fn, *args):
+        if self.spec.checkpoint_frames and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def _p_frames(self, frames: Tensor, q_index: Tensor, lam: Tensor) -> tuple[list[FrameTerms], list[Tensor]]:
+        state = self._i_frame(frames, q_index)
+        terms, losses = [], []
+        for t in range(1, self.spec.frames):
+            frame_terms, loss, state = self._code(frames, q_index, lam, t, state)
+            terms.append(frame_terms)
+            losses.append(loss)
+            state = state if cascaded(self.spec.loss) else state.detach()
         return terms, losses
+
+    def _one_p_frame(self, frames: Tensor, q_index: Tensor, lam: Tensor, t: int, state: ReferenceState | None):
+        if cascaded(self.spec.loss) or not 1 <= t < self.spec.frames:
+            raise ValueError(f"per-frame step {t} of a {self.spec.frames}-frame '{self.spec.loss}' clip")
+        if state is None:
+            if t != 1:
+                raise ValueError(f"P-frame {t} needs the reference state of frame {t - 1}")
+            state = self._i_frame(frames, q_index)
+        terms, loss, state = self._code(frames, q_index, lam, t, state.detach())
+        return loss, self._metrics(loss, [terms]), state.detach()
 
     @staticmethod
     def _metrics(loss: Tensor, terms: list[FrameTerms]) -> dict[str, Tensor]:

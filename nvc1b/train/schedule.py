@@ -7,7 +7,7 @@ structure in miniature. Every problem is a one-line ConfigError naming the file,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
@@ -17,6 +17,8 @@ from ..errors import ConfigError
 Parts = Literal["Intra", "Inter", "Recon", "All"]
 Loss = Literal["intra", "meD", "meRD", "recD", "recRD", "all", "all_T"]
 Precision = Literal["auto", "fp32", "bf16"]
+Updates = Literal["per_frame", "per_clip"]
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 LOSSES_FOR_PARTS: dict[str, tuple[str, ...]] = {
     "Intra": ("intra",),
@@ -30,8 +32,9 @@ LOSSES_FOR_PARTS: dict[str, tuple[str, ...]] = {
 class ActivationCheckpointing(Strict):
     """Forward recomputation in backward, trading compute for memory (the paper's FRB)."""
 
-    frames: bool = False
-    """Recompute each coded frame's activations (per-frame checkpointing of the cascade)."""
+    frames: Union[bool, Literal["auto"]] = "auto"
+    """Recompute each coded frame's activations (per-frame checkpointing of the cascade); auto = on for a stage
+    only when the memory model says its clips do not fit the GPU without it (off on a CPU)."""
     blocks: bool = False
     """Recompute each block of every block stack."""
 
@@ -66,6 +69,7 @@ class Overrides(Strict):
     grad_clip: Optional[PositiveFloat] = None
     precision: Optional[Precision] = None
     activation_checkpointing: Optional[ActivationCheckpointing] = None
+    updates: Optional[Updates] = None
 
 
 class Stage(Strict):
@@ -137,8 +141,15 @@ class Schedule(Strict):
     """DeepSpeed ZeRO stage."""
     grad_clip: PositiveFloat = 0.2
     """Global gradient-norm clip (DCVC-UF's 0.2); a non-finite norm skips the step."""
-    weight_decay: float = Field(0.0, ge=0)
-    """AdamW weight decay."""
+    weight_decay: float = Field(0.01, ge=0)
+    """AdamW weight decay (decoupled); 0.01 = torch.optim.AdamW's default, which the reference trainers keep."""
+    adam_betas: tuple[Beta, Beta] = (0.9, 0.999)
+    """AdamW (β1, β2); torch.optim.AdamW's defaults, as in the reference trainers."""
+    carry_moments: bool = True
+    """Carry the AdamW moments into the next stage when it trains the same parameters (else they restart)."""
+    updates: Updates = "per_frame"
+    """Optimizer steps of the non-cascaded multi-frame losses: per_frame = one per P-frame with the reference
+    detached (DCVC-UF's released trainer), per_clip = one per clip on the mean loss; all_T is always per clip."""
     checkpoint_every: PositiveInt = 500
     """Optimizer steps between checkpoints (one is always written at the end of a stage)."""
     keep_checkpoints: PositiveInt = 3

@@ -19,14 +19,18 @@ from ..errors import ConfigError, DivergedError, NvcError
 from ..model.blocks import set_block_checkpointing
 from ..model.codec import VideoCodec
 from ..model.export import load_model, save_model
+from .comm import training_kernels, with_communication
 from .checkpointing import (
     Progress, consolidated_weights, export_stage, load_same_world, read_latest, save_checkpoint, stage_export_path,
 )
 from .clip import ClipLoss, ClipSpec, set_trainable
 from .distributed import DistInfo, any_rank, mean_over_ranks
+from ..perf.checkpoint_plan import stage_frames_checkpointing
+from .optimizer import build_optimizer, moments_source, set_hyperparameters
 from .observe import Monitor, peak_memory_gb, write_status
 from .schedule import Schedule, effective
 from .stability import SpikeDetector, injected_nan
+from .updates import ClipCursor, HeldClips, clip_batches_per_epoch, frames_per_step, steps_per_clip
 
 log = logging.getLogger("nvc1b.train")
 
@@ -59,8 +63,9 @@ def stage_steps(schedule: Schedule, index: int, num_clips: int) -> int:
         return 0
     if stage.steps is not None:
         return stage.steps
-    per_epoch = math.ceil(num_clips / effective(schedule, stage).global_batch)
-    return max(1, round(stage.epochs * per_epoch))
+    cfg = effective(schedule, stage)
+    per_epoch = clip_batches_per_epoch(num_clips, cfg.global_batch)
+    return max(1, round(stage.epochs * per_epoch)) * steps_per_clip(stage, cfg)
 
 
 def _seed(*parts: int) -> int:
@@ -165,7 +170,7 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
     where = f"stage {ctx.index} ('{stage.name}')"
     accum = accumulation_steps(cfg.global_batch, cfg.micro_batch, dist.world_size, where)
     num_clips = ctx.data.num_clips()
-    per_epoch = math.ceil(num_clips / cfg.global_batch)
+    per_epoch = clip_batches_per_epoch(num_clips, cfg.global_batch)
     total = stage_steps(sched, ctx.index, num_clips)
 
     codec = initial_codec(ctx)
@@ -180,21 +185,28 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
             where, resume_tag, progress.world_size, dist.world_size,
         )
     trainable = set_trainable(codec, stage.parts)
+    frames_checkpointing = stage_frames_checkpointing(sched, stage, codec.config, dist.device, dist.world_size)
+    log.info("stage %d '%s': %s", ctx.index, stage.name, frames_checkpointing.describe())
     set_block_checkpointing(codec, cfg.activation_checkpointing.blocks)
     spec = ClipSpec(
         parts=stage.parts, loss=stage.loss, frames=stage.frames, lambdas=tuple(sched.lambdas),
-        frame_weights=tuple(sched.frame_weights), checkpoint_frames=cfg.activation_checkpointing.frames,
+        frame_weights=tuple(sched.frame_weights), checkpoint_frames=frames_checkpointing.on,
         bf16=use_bf16(cfg.precision, dist.device), colorspace=sched.colorspace,
     )
     model = ClipLoss(codec.to(dist.device), spec)
     lr = stage.lr * progress.lr_factor
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=_ds_config(cfg, accum))
+    optimizer = build_optimizer(trainable, lr, cfg)
+    ds_config = with_communication(_ds_config(cfg, accum), dist.device)
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
     if resume_tag and same_world:
         load_same_world(engine, ctx.run_dir, resume_tag)
-    for group in engine.optimizer.param_groups:
-        group["lr"] = lr
+    elif not resume_tag and (carried := moments_source(sched, ctx.index, ctx.run_dir, dist.world_size)):
+        load_same_world(engine, ctx.run_dir, carried)  # weights equal the export; AdamW moments carried on
+    set_hyperparameters(engine.optimizer, lr, cfg)
     progress = replace(progress, world_size=dist.world_size)
+    per_clip = steps_per_clip(stage, cfg)
+    log.info("stage %d '%s': %s", ctx.index, stage.name, f"updates per P-frame, reference detached: {per_clip} optimizer "
+             "steps per clip-batch" if per_clip > 1 else "one optimizer step per clip-batch")
     log.info(
         "stage %d '%s': %s, loss %s, %d frames, lr %g, %d/%d steps done, %d clips/step = %d ranks x %d micro x %d "
         "accumulation, ZeRO-%d, %s", ctx.index, stage.name, stage.parts, stage.loss, stage.frames, lr, progress.step,
@@ -202,7 +214,8 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
         "bf16 autocast" if spec.bf16 else "fp32",
     )
     try:
-        return _loop(ctx, engine, progress, cfg, accum, per_epoch, total, lr, start)
+        with training_kernels(dist.device):
+            return _loop(ctx, engine, progress, cfg, accum, per_epoch, total, lr, start)
     finally:
         engine.destroy() if hasattr(engine, "destroy") else None
         del engine, model, optimizer, start
@@ -218,24 +231,33 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
     every = ctx.checkpoint_every or cfg.checkpoint_every
     ctx.monitor.start_stage(stage.name, ctx.index, total, progress.step)
     stream, stream_epoch = None, -1
+    per_clip, held, saved_at = steps_per_clip(stage, cfg), HeldClips(), progress.step
     while progress.step < total:
-        epoch = progress.step // per_epoch
+        cursor = ClipCursor(progress.step, per_clip)
+        epoch = cursor.clip // per_epoch
         if epoch != stream_epoch:
             stream = iter(ctx.data.batches(
                 frames=stage.frames, crop=cfg.crop, micro_batch=cfg.micro_batch, seed=sched.seed, stage=ctx.index,
                 epoch=epoch, rank=dist.rank, world_size=dist.world_size, batches=per_epoch * accum,
-                start=(progress.step % per_epoch) * accum,
+                start=(cursor.clip % per_epoch) * accum,
             ))
             stream_epoch = epoch
         t0 = time.perf_counter()
         data_time, sums, step_loss = 0.0, {}, torch.zeros((), device=dist.device)
         for micro in range(accum):
-            t_data = time.perf_counter()
-            frames = next(stream).to(dist.device, non_blocking=True)
-            data_time += time.perf_counter() - t_data
-            torch.manual_seed(_seed(sched.seed, ctx.index, progress.step, micro, dist.rank))
-            q_index = torch.randint(0, len(sched.lambdas), (frames.shape[0],)).float().to(dist.device)
-            loss, metrics = engine(frames, q_index)
+            if cursor.first:
+                t_data = time.perf_counter()
+                frames = next(stream).to(dist.device, non_blocking=True)
+                data_time += time.perf_counter() - t_data
+                torch.manual_seed(_seed(sched.seed, ctx.index, cursor.clip, micro, dist.rank))
+                q_index = torch.randint(0, len(sched.lambdas), (frames.shape[0],)).float().to(dist.device)
+                held.put(micro, frames, q_index)
+            frames, q_index, state = held.get(micro)
+            if cursor.frame is None:
+                loss, metrics = engine(frames, q_index)
+            else:  # per-frame updates: P-frame cursor.frame against the reference left by the previous step
+                loss, metrics, state = engine(frames, q_index, frame=cursor.frame, state=state)
+                held.put(micro, frames, q_index, state)
             if injected_nan(stage.name, progress.step + 1, progress.rollbacks, dist.rank):  # steps count from 1
                 loss = loss * float("nan")
             step_loss = step_loss + loss.detach().float() / accum
@@ -258,8 +280,11 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
             return _rollback(ctx, progress, detector)
         stop = ctx.stop_requested() or (ctx.max_total_steps is not None and progress.total_steps >= ctx.max_total_steps)
         stop = any_rank(stop, dist.device)
-        if progress.step < total and (stop or progress.step % every == 0):
+        if progress.step % per_clip:  # checkpoints and stops only between clip-batches (no reference to save)
+            continue
+        if progress.step < total and (stop or progress.step // every > saved_at // every):
             save_checkpoint(engine, ctx.run_dir, progress, cfg.keep_checkpoints, dist)
+            saved_at = progress.step
         if stop and progress.step < total:
             ctx.monitor.end_stage()
             return StageResult(progress, finished=False)
@@ -302,7 +327,7 @@ def _report(ctx, progress, scalars, applied, grad_norm, lr, cfg, step_time, data
     samples = cfg.global_batch
     ctx.monitor.record_time(step_time)
     eta_stage = ctx.monitor.stage_eta(total - progress.step)
-    per_frame_step = ctx.monitor.stage_eta(1) / stage.frames  # recent seconds per step, per frame of the clip
+    per_frame_step = ctx.monitor.stage_eta(1) / frames_per_step(stage, cfg)  # recent seconds per step, per frame
     eta_schedule = eta_stage + per_frame_step * ctx.future_frame_steps
     tb = {f"train/{k}": v for k, v in scalars.items()}
     tb.update({

@@ -18,6 +18,7 @@ from .resume import choose_checkpoint
 from .rundir import RunDirectory, check_resumable, keep_schedule
 from .schedule import Schedule
 from .stage import ClipSource, StageContext, export_finished_stage, run_stage, stage_steps
+from .updates import step_frames
 
 log = logging.getLogger("nvc1b.train")
 
@@ -168,7 +169,7 @@ def _train_locked(schedule: Schedule, opts: RunOptions, data: ClipSource | None,
             if progress is None or progress.stage != index:
                 progress = Progress(index, stage.name, 0, total_steps, world_size=dist.world_size)
             progress.stage_name = stage.name
-            future = sum(stage_steps(schedule, i, num_clips) * schedule.stages[i].frames for i in range(index + 1, last))
+            future = sum(stage_steps(schedule, i, num_clips) * step_frames(schedule, i) for i in range(index + 1, last))
             ctx = StageContext(
                 schedule, index, run_dir, dist, data, monitor, future_frame_steps=future,
                 max_total_steps=opts.max_steps, checkpoint_every=opts.checkpoint_every, stop_requested=stop,
