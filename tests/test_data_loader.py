@@ -79,7 +79,7 @@ def test_one_epoch_on_4_ranks_x_2_workers_sees_every_clip_once(tmp_path, caplog)
     manifest = coded_shards(tmp_path, [3, 5, 2, 6, 3])  # 19 clips, uneven shards
     per_rank = batches_per_epoch(manifest, micro_batch=2, world_size=4)
     assert per_rank == 2  # 2 batches x 2 clips x 4 ranks = 16 positions; 3 clips left out this epoch
-    seen, resumed = [], {}
+    seen = []
     with caplog.at_level(logging.INFO, logger="nvc1b.data.loader"):
         for rank in range(4):
             batches = stream(manifest, rank=rank, world_size=4, batches=per_rank, num_workers=2)
