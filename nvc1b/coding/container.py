@@ -1,5 +1,5 @@
 """The ``.nvc`` container, version 2: a stream header, one record per frame, a CRC-32 trailer. Lean on purpose
-(23 header bytes and 4 bytes a frame in the common case), since at the lowest rates every byte is a visible share
+(23 header bytes and 3 bytes a frame in the common case), since at the lowest rates every byte is a visible share
 of the bitrate. The layout is documented field by field in ``docs/bitstream.md``. Reading validates every field
 and checksum and raises a one-line ``BitstreamError`` naming the frame and byte offset."""
 
@@ -25,8 +25,10 @@ MAX_WORDS = 1 << 32
 
 _Q = struct.Struct("<f")
 _TRAILER = struct.Struct("<I")
-LATENT_CHECK_BYTES = 2
-RECON_CHECK_BYTES = 1
+CHECK_BYTES = 2
+"""One 16-bit word a frame holds both checks: the latent check in its low bits, the reconstruction check above."""
+LATENT_CHECK_BITS = 12
+RECON_CHECK_BITS = 4
 
 
 def pack_varint(value: int) -> bytes:
@@ -53,13 +55,13 @@ def read_varint(data: bytes, offset: int, what: str) -> tuple[int, int]:
 
 
 def latent_check(symbol_crc: int) -> int:
-    """The 16 bits of a frame's symbol CRC-32 a record keeps."""
-    return symbol_crc & 0xFFFF
+    """The low 12 bits of a frame's symbol CRC-32, which its record keeps."""
+    return symbol_crc & ((1 << LATENT_CHECK_BITS) - 1)
 
 
 def recon_check(recon_crc: int) -> int:
-    """The 8 bits of a reconstruction's CRC-32 a record keeps."""
-    return recon_crc & 0xFF
+    """The low 4 bits of a reconstruction's CRC-32, which its record keeps."""
+    return recon_crc & ((1 << RECON_CHECK_BITS) - 1)
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,10 @@ class FrameRecord:
     """Byte offset of the record in the stream."""
     payload: bytes
     latent_check: int
-    """Low 16 bits of the CRC-32 of the frame's integer symbols (int32, coding order): detects decoding with other
+    """Low 12 bits of the CRC-32 of the frame's integer symbols (int32, coding order): detects decoding with other
     probabilities than the encoder's."""
     recon_check: int
-    """Low 8 bits of the CRC-32 of the encoder's reconstruction as 8-bit RGB (H, W, 3): whether the decode
+    """Low 4 bits of the CRC-32 of the encoder's reconstruction as 8-bit RGB (H, W, 3): whether the decode
     matches it exactly (informational)."""
     size: int
     """Bytes of the record: size field, checks and payload."""
@@ -115,16 +117,16 @@ class FrameRecord:
 
 
 def pack_frame(payload: bytes, symbol_crc: int, recon_crc: int) -> bytes:
-    """Bytes of one frame record: payload size in words, the two shortened checks, the payload."""
+    """Bytes of one frame record: payload size in words, the two shortened checks in one word, the payload."""
     if len(payload) % 4:
         raise ValueError(f"an ANS payload is whole 32-bit words, got {len(payload)} bytes")
-    return (pack_varint(len(payload) // 4) + latent_check(symbol_crc).to_bytes(LATENT_CHECK_BYTES, "little")
-            + recon_check(recon_crc).to_bytes(RECON_CHECK_BYTES, "little") + payload)
+    checks = latent_check(symbol_crc) | recon_check(recon_crc) << LATENT_CHECK_BITS
+    return pack_varint(len(payload) // 4) + checks.to_bytes(CHECK_BYTES, "little") + payload
 
 
 def record_overhead(payload_bytes: int) -> int:
-    """Container bytes of a frame record besides its payload (4 while the payload is under 512 bytes)."""
-    return len(pack_varint(payload_bytes // 4)) + LATENT_CHECK_BYTES + RECON_CHECK_BYTES
+    """Container bytes of a frame record besides its payload (3 while the payload is under 512 bytes)."""
+    return len(pack_varint(payload_bytes // 4)) + CHECK_BYTES
 
 
 def seal(body: bytes) -> bytes:
@@ -179,10 +181,10 @@ def read_frames(data: bytes, header: StreamHeader) -> list[FrameRecord]:
     for index in range(header.frame_count):
         where = f"frame {index} (byte {offset})"
         words, start = read_varint(data, offset, where)
-        _need(data, start, LATENT_CHECK_BYTES + RECON_CHECK_BYTES, where)
-        latent = int.from_bytes(data[start : start + LATENT_CHECK_BYTES], "little")
-        recon = data[start + LATENT_CHECK_BYTES]
-        start += LATENT_CHECK_BYTES + RECON_CHECK_BYTES
+        _need(data, start, CHECK_BYTES, where)
+        checks = int.from_bytes(data[start : start + CHECK_BYTES], "little")
+        latent, recon = latent_check(checks), checks >> LATENT_CHECK_BITS
+        start += CHECK_BYTES
         _need(data, start, 4 * words + _TRAILER.size, where)
         payload = bytes(data[start : start + 4 * words])
         records.append(FrameRecord(index, header.frame_type(index), offset, payload, latent, recon,

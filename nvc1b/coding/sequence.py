@@ -54,7 +54,7 @@ class FrameStats:
     """Of which entropy coding (symbol grouping, ANS, escapes)."""
     matches_encoder: bool | None = None
     """Decoder only: whether the decoded frame equals the encoder's reconstruction bit for bit (8-bit RGB; an
-    8-bit check, so a differing frame passes with odds 1/256)."""
+    4-bit check, so a differing frame passes with odds 1/16)."""
     payload_bytes: int = 0
     """Of ``bytes``, the entropy-coded payload: the rate without the container."""
 
