@@ -59,6 +59,31 @@ def command(ranks, schedule, run_dir, *args):
     return base + [str(HELPER), str(schedule), "--run-dir", str(run_dir), *args]
 
 
+def kill_9_every_process_of(run_dir, timeout=60.0):
+    """SIGKILL every process whose command line names ``run_dir`` (torchrun and the ranks it started, which torch's
+    launcher puts in sessions of their own), then wait until they are gone, as after a node failure."""
+    def holders():
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and entry.name != str(os.getpid()):
+                try:
+                    if str(run_dir).encode() in (entry / "cmdline").read_bytes():
+                        pids.append(int(entry.name))
+                except OSError:
+                    pass
+        return pids
+
+    deadline = time.time() + timeout
+    while (pids := holders()) and time.time() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    assert not holders(), "processes of the killed run are still alive"
+
+
 def run(ranks, schedule, run_dir, *args, check=True, **extra_env):
     proc = subprocess.run(command(ranks, schedule, run_dir, *args), env=env(**extra_env), capture_output=True,
                           text=True, timeout=600)
@@ -122,7 +147,7 @@ def test_kill_9_then_resume_reproduces_the_losses_bit_for_bit(schedule_file, ref
         if log.is_file() and len(log.read_text().splitlines()) >= 8:  # inside stage 'recon'
             break
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
+    kill_9_every_process_of(tmp_path)
     proc.wait()
     killed_at = len(log.read_text().splitlines())
     assert 8 <= killed_at < 13, killed_at

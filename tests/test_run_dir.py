@@ -220,11 +220,11 @@ def test_a_second_trainer_on_the_same_directory_is_refused_and_a_dead_ones_lock_
     assert (run_dir / "run.lock").read_text() == ""  # released at the end
 
 
-def test_without_flock_the_holder_in_the_file_decides(tmp_path, monkeypatch, caplog):
-    def no_flock(fd, op):
+def test_without_locks_the_holder_in_the_file_decides(tmp_path, monkeypatch, caplog):
+    def no_locks(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(rundir.fcntl, "flock", no_flock)
+    monkeypatch.setattr(rundir.fcntl, "lockf", no_locks)
     gone = subprocess.Popen(["true"])
     gone.wait()
     lock = tmp_path / rundir.LOCK
@@ -277,3 +277,22 @@ def test_a_full_disk_while_checkpointing_removes_the_partial_one_and_resume_work
         assert [s for s, _ in losses(run_dir)][-4:] == [3, 4, 5, 6]
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+# item 7: DeepSpeed's own recovery tool, as it lies in every checkpoints folder, run as a command
+def test_deepspeeds_own_zero_to_fp32_script_recovers_the_exported_weights(stopped_run, tmp_path):
+    _, run_dir = stopped_run
+    checkpoints = run_dir / "checkpoints"
+    out = tmp_path / "fp32"
+    proc = subprocess.run([sys.executable, str(checkpoints / "zero_to_fp32.py"), str(checkpoints), str(out),
+                           "--tag", STEP4, "--safe_serialization"], env=env(), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recovered = load_file(out / "model.safetensors")
+    export = tmp_path / "export.safetensors"
+    proc = subprocess.run([sys.executable, "-m", "nvc1b", "export", str(run_dir), "--output", str(export),
+                           "--from-checkpoint", STEP4], env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exported = load_file(export)
+    assert len(recovered) > 100
+    assert all(torch.equal(value, exported[key.removeprefix("codec.")]) for key, value in recovered.items())

@@ -74,13 +74,15 @@ stages:
   - {name: inter, frames: 2, parts: Inter, loss: meRD, lr: 1.0e-3, steps: 2}
   - {name: frame, frames: 3, parts: Recon, loss: recD, lr: 1.0e-3, steps: 4}
   - {name: clip,  frames: 3, parts: Recon, loss: recD, lr: 1.0e-3, steps: 4, overrides: {updates: per_clip}}
+  - {name: all1,  frames: 2, parts: All,   loss: all_T, lr: 1.0e-3, steps: 2}
+  - {name: all2,  frames: 2, parts: All,   loss: all_T, lr: 1.0e-3, steps: 2}
 """
     log, records, read = run_probe(tmp_path, stages)
     by_stage = {name: [r for r in records if r["stage"] == name] for name in ("frame", "clip")}
     assert [r["stage_step"] for r in by_stage["frame"]] == [1, 2, 3, 4]
     assert all(r["applied"] for r in records)
     # 2 optimizer steps (T - 1) per clip-batch of 2 micro-batches: 4 steps read 2 clip-batches; per clip: 4
-    assert read == {0: 4, 1: 4, 2: 8}
+    assert read == {0: 4, 1: 4, 2: 8, 3: 4, 4: 4}
     assert "'frame': updates per P-frame, reference detached: 2 optimizer steps per clip-batch" in log
     assert "'clip': one optimizer step per clip-batch" in log
     # the P-frame alternates: frame 1 (against the I-frame), then frame 2 (against frame 1's reconstruction)
@@ -92,3 +94,8 @@ stages:
     # Inter → Recon changes the trainable set: the moments restart
     assert "stage 1 ('frame'): AdamW moments reset (the trainable set changes from Inter to Recon)" in log
     assert adam_step_count(tmp_path / "run", "01-frame-step0000004") == 4
+    # two All stages train the same parameters: carried (2 + 2 steps); Recon → All changes the set: reset
+    assert "stage 3 ('all1'): AdamW moments reset (the trainable set changes from Recon to All)" in log
+    assert adam_step_count(tmp_path / "run", "03-all1-step0000002") == 2
+    assert "stage 4 ('all2'): AdamW moments carried from stage 3 ('all1')" in log
+    assert adam_step_count(tmp_path / "run", "04-all2-step0000002") == 4

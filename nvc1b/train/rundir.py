@@ -1,12 +1,15 @@
 """What keeps a run directory whole: one trainer at a time (a lock held by rank 0 for the job's whole life) and
 the run's schedule, kept with its history and changed only in what has not been trained yet.
 
-The lock is ``run.lock``: an advisory ``flock`` on the file, held while the trainer lives, plus the holder (host,
-PID, SLURM job id, start time) written inside. The kernel drops the ``flock`` when the process dies however it dies,
-so a lock left by a process that is gone is free, and the next trainer takes it over with a warning naming the old
-holder. Where the filesystem does not implement ``flock`` (ENOLCK, some NFS mounts) the holder written in the file
-decides: a live process on this host, or any holder on another host (whose processes cannot be checked from here),
-keeps the directory; a dead process on this host does not.
+The lock is ``run.lock``: an advisory POSIX record lock (``fcntl.lockf``) on the file, held while the trainer
+lives, plus the holder (host, PID, SLURM job id, start time) written inside. A POSIX lock belongs to the process
+(children forked by it, such as data-loader workers, do not share it, unlike a ``flock``, which would stay held
+while an orphaned worker lives), and the kernel drops it when the process dies however it dies, so a lock left by
+a process that is gone is free, and the next trainer takes it over with a warning naming the old holder. A holder
+on this host that has just died may still be torn down by the kernel, so a refused lock whose recorded holder is
+gone is tried again for a few seconds. Where the filesystem does not implement locks (ENOLCK, some NFS mounts) the
+holder written in the file decides: a live process on this host, or any holder on another host (whose processes
+cannot be checked from here), keeps the directory; a dead process on this host does not.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ HISTORY = "schedules"
 """Every schedule a run accepted, in order: ``schedules/000.yaml``, ``001.yaml`` … (the newest is schedule.yaml)."""
 
 
-NO_FLOCK = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP)
-"""flock errors of filesystems that do not implement it (NFS without a lock manager, Lustre without -o flock)."""
+NO_LOCKS = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP)
+"""Lock errors of filesystems that do not implement locks (NFS without a lock manager, Lustre without -o flock)."""
+DYING_HOLDER_WAIT = 10.0
+"""Seconds a refused lock is tried again while its recorded holder on this host is already gone."""
 
 
 class RunDirLocked(NvcError):
@@ -77,7 +82,7 @@ class RunLock:
         """Take the lock or raise RunDirLocked naming the holder."""
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._lock_or_wait_for_a_dying_holder()
             locked_by_kernel = True
         except BlockingIOError:
             holder = self._holder()
@@ -85,7 +90,7 @@ class RunLock:
             raise RunDirLocked(f"{self.path.parent}: the run directory is in use by another trainer "
                                f"({_describe(holder)}); wait for it to end or use another --run-dir") from None
         except OSError as exc:
-            if exc.errno not in NO_FLOCK:
+            if exc.errno not in NO_LOCKS:
                 raise
             locked_by_kernel = False
         previous = self._holder()
@@ -95,7 +100,7 @@ class RunLock:
                 self._close()
                 raise RunDirLocked(
                     f"{self.path.parent}: the run directory is in use by another trainer ({_describe(previous)}; this "
-                    f"filesystem has no flock, so it cannot be checked); if that process is gone, delete {self.path}"
+                    f"filesystem has no file locks, so it cannot be checked); if that process is gone, delete {self.path}"
                 )
         if previous:
             log.warning("%s: taking over the lock left by %s, which is gone", self.path, _describe(previous))
@@ -104,6 +109,21 @@ class RunLock:
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, json.dumps(me).encode(), 0)
         os.fsync(self.fd)
+
+    def _lock_or_wait_for_a_dying_holder(self) -> None:
+        """Take the lock; BlockingIOError if it is held (after DYING_HOLDER_WAIT if its holder here is gone)."""
+        deadline = time.monotonic() + DYING_HOLDER_WAIT
+        while True:
+            try:
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held by another process
+                holder = self._holder()
+                pid = holder.get("pid")
+                gone = holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid)
+                if not gone or time.monotonic() > deadline:
+                    raise BlockingIOError(errno.EAGAIN, "locked") from None
+                time.sleep(0.2)
 
     def release(self) -> None:
         """Empty the file (a clean end) and drop the lock; the file stays so no second inode can be locked."""
@@ -117,7 +137,7 @@ class RunLock:
 
     def _close(self) -> None:
         if self.fd is not None:
-            os.close(self.fd)  # closing the last descriptor drops the flock
+            os.close(self.fd)  # closing it drops this process's lock
             self.fd = None
 
 
