@@ -19,7 +19,8 @@ from nvc1b.model.discrete import (
     laplace_table,
     quantize_pmf,
 )
-from nvc1b.model.likelihood import SCALE_MIN, FactorizedPrior, laplace_bits
+from nvc1b.model.discrete import SCALE_MIN
+from nvc1b.model.likelihood import FactorizedPrior, laplace_bits
 
 # Streams carry no copy of the Laplace tables: changing them (constants or code) must bump the bitstream version.
 LAPLACE_TABLE_SHA256 = "fbb42c6ada337db13c5aab278d19ca64a27c69d2b2a56ff0be522f1f3c457c6c"

@@ -12,9 +12,8 @@ from pathlib import Path
 import torch
 
 from ..model.codec import VideoCodec
-from ..model.discrete import PRECISION, SCALE_LEVELS, SCALE_MAX, TAIL_BITS, FactorizedTable
+from ..model.discrete import PRECISION, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, TAIL_BITS, FactorizedTable
 from ..model.export import ModelExport, load_export
-from ..model.likelihood import SCALE_MIN
 from .container import FINGERPRINT_BYTES
 from .tables import CodingTables
 

@@ -46,7 +46,7 @@ class ContextualCodec(nn.Module):
         self.dec1 = subpel_conv(e1 + k1, cfg.recon_channels, 2, kernel=3)  # H
         self.rate = RateControl(e1 + k1, e1)
 
-        self.recon_in = conv3x3(k0 + cfg.recon_channels, c_f)
+        self.recon_in = conv3x3(cfg.recon_channels + k0, c_f)  # decoder output, then C⁰ (DCVC-SDD's order)
         self.recon_unets = nn.Sequential(
             UNet(c_f, c_f, cfg.unet_channels, cfg.unet_blocks, bt), UNet(c_f, c_f, cfg.unet_channels, cfg.unet_blocks, bt)
         )
@@ -67,5 +67,5 @@ class ContextualCodec(nn.Module):
         f = self.dec2(self.dec2_res(torch.cat([f, c2], dim=1)))
         f = self.dec1_res(torch.cat([f * self.rate.decoder_step(q_index), c1], dim=1))
         f = self.dec1(f)
-        feature = self.recon_unets(self.recon_in(torch.cat([c0, f], dim=1)))
+        feature = self.recon_unets(self.recon_in(torch.cat([f, c0], dim=1)))
         return clamp_pixels(self.recon_out(feature)), feature

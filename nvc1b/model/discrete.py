@@ -24,16 +24,18 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .likelihood import SCALE_MIN, FactorizedPrior
+from .likelihood import FactorizedPrior
 
 PRECISION = 24
 """Bits of the fixed-point probabilities (the precision of constriction's default ANS coder)."""
 TAIL_BITS = 20
 """Each table's support leaves at most 2^-TAIL_BITS of probability mass on either side to its escape symbol."""
+SCALE_MIN = 0.01
+"""Smallest Laplace scale in the table (DCVC's coder table starts here too); smaller predicted scales use it."""
 SCALE_MAX = 64.0
 """Largest Laplace scale in the table; larger predicted scales are coded with this one."""
-SCALE_LEVELS = 160
-"""Number of Laplace scales, log-spaced from SCALE_MIN to SCALE_MAX (ln step ≈ 0.04)."""
+SCALE_LEVELS = 224
+"""Number of Laplace scales, log-spaced from SCALE_MIN to SCALE_MAX (ln step ≈ 0.039)."""
 FACTORIZED_RANGE_MAX = 1 << 14
 """Widest support searched for a factorized prior's table: values beyond ±2^14 are always escaped."""
 

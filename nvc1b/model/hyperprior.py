@@ -25,10 +25,11 @@ def _encoder(style: Literal["deep", "light"], in_ch: int, z_ch: int) -> nn.Seque
 
 
 def _decoder(z_ch: int, out_ch: int) -> nn.Sequential:
+    """ẑ → hyper parameters; every inner layer has the latent's width ``out_ch`` (as DCVC's)."""
     act = lambda: nn.LeakyReLU(0.01)  # noqa: E731
     return nn.Sequential(
-        conv3x3(z_ch, z_ch), act(), subpel_conv(z_ch, z_ch, 2), act(), conv3x3(z_ch, z_ch), act(),
-        subpel_conv(z_ch, z_ch, 2), act(), conv3x3(z_ch, out_ch),
+        conv3x3(z_ch, out_ch), act(), subpel_conv(out_ch, out_ch, 2), act(), conv3x3(out_ch, out_ch), act(),
+        subpel_conv(out_ch, out_ch, 2), act(), conv3x3(out_ch, out_ch),
     )
 
 

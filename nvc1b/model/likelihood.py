@@ -11,36 +11,47 @@ from torch import Tensor, nn
 
 from .precision import fp32, fp32_region
 
-SCALE_MIN = 0.11
-"""Smallest Laplace scale the model may predict; the entropy coder's scale table starts here too."""
-LIKELIHOOD_MIN = 1e-9
-"""Probability floor, so one unlikely symbol costs at most ~30 bits in the estimate."""
-
-_LOG_P_MIN = math.log(LIKELIHOOD_MIN)
+SCALE_MIN = 1e-5
+"""Smallest Laplace scale of the bit estimate (DCVC's clamp); the coder's scale table starts at ``TABLE_SCALE_MIN``."""
+LIKELIHOOD_FLOOR = 1e-5
+"""Added to every probability before its bits are taken (DCVC's estimate): one symbol costs at most ~16.6 bits."""
 
 
-def laplace_bits(residual: Tensor, scale: Tensor) -> Tensor:
-    """Bits of integer-bin ``residual`` (value minus mean) under a zero-mean Laplace of ``scale``.
+def probability_bits(p: Tensor) -> Tensor:
+    """−log2(p + 1e-5), at least 0: DCVC's bits of a bin of probability ``p``."""
+    return (-torch.log2(p + LIKELIHOOD_FLOOR)).clamp_min(0.0)
 
-    Uses the closed form of P(|v| ± 0.5) with the tail written in log space, so large residuals and small
-    scales stay finite in both directions.
+
+def laplace_probability(residual: Tensor, scale: Tensor) -> Tensor:
+    """P(bin of width 1 centred on ``residual``) under a zero-mean Laplace of ``scale`` (clamped to SCALE_MIN).
+
+    Closed form of CDF(|v| + ½) − CDF(|v| − ½): the tail as ½·e^{−(|v|−½)/b}·(1 − e^{−1/b}) so that it does
+    not cancel, the centre bin as 1 − ½·(e^{(|v|−½)/b} + e^{−(|v|+½)/b}).
     """
     with fp32_region():
         b = fp32(scale).clamp_min(SCALE_MIN)
         a = fp32(residual).abs()
-        log_tail = math.log(0.5) - (a - 0.5) / b + torch.log(-torch.expm1(-1.0 / b))
+        tail = 0.5 * torch.exp(-(a - 0.5).clamp_min(0.0) / b) * -torch.expm1(-1.0 / b)
         a_in = a.clamp_max(0.5)  # the centre branch is only selected below 0.5; keep its unused values finite
         centre = 1.0 - 0.5 * (torch.exp((a_in - 0.5) / b) + torch.exp(-(a_in + 0.5) / b))
-        log_p = torch.where(a >= 0.5, log_tail, torch.log(centre.clamp_min(LIKELIHOOD_MIN)))
-        return -log_p.clamp_min(_LOG_P_MIN) / math.log(2.0)
+        return torch.where(a >= 0.5, tail, centre)
+
+
+def laplace_bits(residual: Tensor, scale: Tensor) -> Tensor:
+    """Bits of integer-bin ``residual`` (value minus mean) under a zero-mean Laplace of ``scale``, as DCVC
+    estimates them: scale clamped to 1e-5, −log2(P + 1e-5), at least 0."""
+    with fp32_region():
+        return probability_bits(laplace_probability(residual, scale))
 
 
 class FactorizedPrior(nn.Module):
     """Per-channel learned univariate density (Ballé et al. 2018, 'Variational image compression with a
     scale hyperprior', appendix 6.1): a monotone cumulative built from softplus-positive matrices,
-    biases and tanh gates. Used for the hyper-latents z_m and z_y."""
+    biases and tanh gates. Used for the hyper-latents z_m and z_y. With the default filters (1, 1, 1) it is
+    DCVC's 4-layer bit estimator (11 parameters a channel): layer i computes softplus(h_i)·v + b_i, then
+    v + tanh(a_i)·tanh(v) except in the last."""
 
-    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0):
+    def __init__(self, channels: int, filters: tuple[int, ...] = (1, 1, 1), init_scale: float = 10.0):
         super().__init__()
         self.channels = channels
         dims = (1, *filters, 1)
@@ -64,19 +75,17 @@ class FactorizedPrior(nn.Module):
         return v
 
     def forward(self, z: Tensor) -> Tensor:
-        """P(bin of width 1 centred on ``z``) for z of shape (B, C, H, W), in fp32."""
+        """P(bin of width 1 centred on ``z``) for z of shape (B, C, H, W), in fp32: CDF(z + ½) − CDF(z − ½)."""
         b, c, h, w = z.shape
         with fp32_region():  # the matrices' products would otherwise run in bf16
             v = fp32(z).transpose(0, 1).reshape(c, 1, -1)
-            lower = self.logits_cdf(v - 0.5)
-            upper = self.logits_cdf(v + 0.5)
-            sign = -torch.sign(lower + upper).detach()  # evaluate in the tail where sigmoid is accurate
-            p = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
+            p = torch.sigmoid(self.logits_cdf(v + 0.5)) - torch.sigmoid(self.logits_cdf(v - 0.5))
             return p.view(c, b, h, w).transpose(0, 1)
 
     def likelihood(self, z: Tensor) -> Tensor:
         return self(z)
 
     def bits(self, z: Tensor) -> Tensor:
+        """DCVC's bits per element: −log2(P + 1e-5), at least 0."""
         with fp32_region():
-            return -torch.log2(self(z).clamp_min(LIKELIHOOD_MIN))
+            return probability_bits(self(z))

@@ -38,7 +38,11 @@ def as_q_index(q_index: float | int | Tensor | list, batch: int, device: torch.d
 
 
 def fine_level_to_q_index(level: int) -> float:
-    """Map one of the 64 inference levels to a rate position; levels 0, 21, 42, 63 are the anchors."""
+    """Map one of the 64 inference levels to a rate position ``3·level/63``; levels 0 and 63 are anchors 0 and 3.
+
+    A fractional rate position sets the quantisation steps log-linearly between anchor 0 and anchor 3 (DCVC's
+    fine levels); levels 21 and 42 fall on the integers 1 and 2 and so use anchors 1 and 2 themselves.
+    """
     if not 0 <= level < FINE_LEVELS:
         raise ValueError(f"fine rate level must be in 0..{FINE_LEVELS - 1}, got {level}")
     return level * (len(LAMBDAS) - 1) / (FINE_LEVELS - 1)
@@ -57,26 +61,38 @@ def lambda_for(q_index: Tensor, lambdas: tuple[float, ...] = LAMBDAS) -> Tensor:
     return _log_interp(table, q_index.float()).exp()
 
 
+def anchor_or_fine(scales: Tensor, q_index: Tensor) -> Tensor:
+    """Per-sample factor (B,) from per-anchor ``scales`` (A,): the anchor's own value at an integer rate
+    position; between integers, exp of the line from log scales[0] to log scales[-1] at q/(A−1) (DCVC's 64
+    fine levels: ``exp(linspace(log s_0, log s_3, 64))``)."""
+    last = scales.numel() - 1
+    anchor = scales[q_index.round().long().clamp(0, last)]
+    t = q_index / last
+    log_lo, log_hi = scales[0].log(), scales[last].log()
+    fine = (log_lo + (log_hi - log_lo) * t).exp()
+    return torch.where(q_index == q_index.round(), anchor, fine)
+
+
 class RateControl(nn.Module):
     """Learned per-channel quantisation steps for one coding path, on the encoder side and the decoder side,
-    each scaled by a learned per-anchor factor; the encoder multiplies a feature by its step before the
-    latent is formed, the decoder multiplies the matching feature after it is reconstructed."""
+    each scaled by a learned per-anchor factor (DCVC's ``q_basic · q_scale[q_index]``); the encoder multiplies a
+    feature by its step before the latent is formed, the decoder multiplies the matching feature after it is
+    reconstructed."""
 
     def __init__(self, enc_channels: int, dec_channels: int):
         super().__init__()
         anchors = torch.tensor(LAMBDAS)
-        init = 0.5 * torch.log(anchors / anchors[-1])  # finer steps for larger λ, ~λ^½ as in classic codecs
+        init = (0.5 * torch.log(anchors / anchors[-1])).exp()  # finer steps for larger λ, ~λ^½ as in classic codecs
         self.enc_base = nn.Parameter(torch.ones(enc_channels))
-        self.enc_log_scale = nn.Parameter(init.clone())
+        self.enc_scale = nn.Parameter(init.clone())
         self.dec_base = nn.Parameter(torch.ones(dec_channels))
-        self.dec_log_scale = nn.Parameter(-init.clone())
+        self.dec_scale = nn.Parameter(1.0 / init)
 
     def forward(self, q_index: Tensor, decoder: bool = False) -> Tensor:
         """(B, C, 1, 1) multipliers for per-sample rate positions ``q_index`` (B,), encoder or decoder side.
         (Parameters are read only here, inside forward, so ZeRO-3 can gather them.)"""
-        base, log_scale = (self.dec_base, self.dec_log_scale) if decoder else (self.enc_base, self.enc_log_scale)
-        scale = _log_interp(log_scale, q_index).exp()
-        return (base[None, :] * scale[:, None])[..., None, None]
+        base, scales = (self.dec_base, self.dec_scale) if decoder else (self.enc_base, self.enc_scale)
+        return (base[None, :] * anchor_or_fine(scales, q_index)[:, None])[..., None, None]
 
     def encoder_step(self, q_index: Tensor) -> Tensor:
         return self(q_index, decoder=False)

@@ -55,8 +55,9 @@ class MultiScaleFusion(nn.Module):
 
 
 class OffsetDiversityAlign(nn.Module):
-    """Warps a feature with ``groups × offsets`` learned offsets around the decoded flow, each with a
-    sigmoid mask, and fuses the ``offsets`` candidates of each group with a grouped 1×1 conv."""
+    """Warps a feature with ``groups × offsets`` learned offsets around the decoded flow, each with a sigmoid
+    mask, and fuses the candidates with a grouped 1×1 conv (DCVC-DC's wiring: the ``offsets`` copies of the
+    feature are stacked copy-major, so one fusion group sees consecutive channel groups of one copy)."""
 
     MAX_RESIDUE = 40.0
 
@@ -76,13 +77,14 @@ class OffsetDiversityAlign(nn.Module):
         out = up2(self.offset_net(torch.cat([warped_feature, warped_frame, flow], dim=1)))
         with fp32_region():  # offsets are sampling positions: fp32 like the flow they refine
             out = fp32(out)
-            offsets = self.MAX_RESIDUE * torch.tanh(out[:, : 2 * g * k]).view(b, g * k, 2, h, w) + fp32(flow)[:, None]
-            mask = torch.sigmoid(out[:, 2 * g * k :]).reshape(b * g, 1, k, h, w)
-            # each group's channels sampled at its k offsets in one call: (B·g, C/g, k, H, W), channels (group, channel, offset)
-            x = flow_warp_many(feature.reshape(b * g, c // g, h, w), offsets.view(b * g, k, 2, h, w)) * mask
-        # the fuse weights are stored for inputs ordered (group, offset, channel): reorder the weights, not the features
-        weight = self.fuse.weight.view(c, k, c // g, 1, 1).transpose(1, 2).reshape(c, k * c // g, 1, 1)
-        return F.conv2d(x.view(b, k * c, h, w), weight, self.fuse.bias, groups=g)
+            # g·k sampling slots in DCVC-DC's order: slot s = copy·g + group warps channel group (s mod g) at
+            # offset s. Warped here per group, its k copies in one call (the feature is read, not copied k times).
+            offsets = self.MAX_RESIDUE * torch.tanh(out[:, : 2 * g * k]).view(b, k, g, 2, h, w) + fp32(flow)[:, None, None]
+            mask = torch.sigmoid(out[:, 2 * g * k :]).view(b, k, g, h, w).transpose(1, 2).reshape(b * g, 1, k, h, w)
+            x = flow_warp_many(feature.reshape(b * g, c // g, h, w), offsets.transpose(1, 2).reshape(b * g, k, 2, h, w))
+            x = (x * mask).view(b, g, c // g, k, h, w)
+        # channels in slot order (copy, group, channel): each fusion group mixes the k·c/g consecutive ones
+        return self.fuse(x.permute(0, 3, 1, 2, 4, 5).reshape(b, k * c, h, w))
 
 
 class TemporalContextMining(nn.Module):
