@@ -1,4 +1,4 @@
-"""The ``.nvc`` container, version 2: a stream header, one record per frame, a CRC-32 trailer. Lean on purpose
+"""The ``.nvc`` container, version 3: a stream header, one record per frame, a CRC-32 trailer. Lean on purpose
 (23 header bytes and 3 bytes a frame in the common case), since at the lowest rates every byte is a visible share
 of the bitrate. The layout is documented field by field in ``docs/bitstream.md``. Reading validates every field
 and checksum and raises a one-line ``BitstreamError`` naming the frame and byte offset."""
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..errors import BitstreamError
 
 MAGIC = b"NVC"
-VERSION = 2
+VERSION = 3
 FINGERPRINT_BYTES = 8
 MAX_DIMENSION = 16384
 """Largest width or height a stream may declare."""

@@ -76,19 +76,27 @@ class SymbolEncoder(_Accounting):
         self._chunks: list[tuple] = []  # (symbols int32, model[, model parameters]) in decoding order
 
     def laplace(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        return self._conditional(key, y, means, scales, mask, "laplace")
+
+    def gaussian(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        return self._conditional(key, y, means, scales, mask, "gaussian")
+
+    def _conditional(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor, family: str
+                     ) -> tuple[Tensor, Tensor]:
         _single_sample(key, means)
         if y is None:
             raise ValueError(f"the encoder needs latent {key!r}")
         start = time.perf_counter()
         positions = _positions(mask)
         values = self._integers(key, torch.round(y - means).reshape(-1)[positions])
-        levels = self.tables.levels(scales.reshape(-1)[positions]).cpu().numpy()
+        levels = self.tables.levels(scales.reshape(-1)[positions], family).cpu().numpy()
         order = np.argsort(levels.astype(np.int16), kind="stable")  # int16: numpy's radix sort
-        counts = np.bincount(levels, minlength=len(self.tables.laplace_symbols))
+        symbols = self.tables.symbols(family)
+        counts = np.bincount(levels, minlength=len(symbols))
         grouped, begin, bits = values[order], 0, 0.0
         for level in np.flatnonzero(counts):
             end = begin + counts[level]
-            bits += self._push(grouped[begin:end], self.tables.laplace_symbols[level])
+            bits += self._push(grouped[begin:end], symbols[level])
             begin = end
         self.add_symbols(values)
         self.bits[key] += bits
@@ -165,15 +173,22 @@ class SymbolDecoder(_Accounting):
             raise BitstreamError(f"{where}: payload is not valid ANS data ({exc})") from None
 
     def laplace(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        return self._conditional(key, means, scales, mask, "laplace")
+
+    def gaussian(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        return self._conditional(key, means, scales, mask, "gaussian")
+
+    def _conditional(self, key: str, means: Tensor, scales: Tensor, mask: Tensor, family: str) -> tuple[Tensor, Tensor]:
         _single_sample(key, means)
         start = time.perf_counter()
         positions = _positions(mask)
-        levels = self.tables.levels(scales.reshape(-1)[positions]).cpu().numpy()
+        levels = self.tables.levels(scales.reshape(-1)[positions], family).cpu().numpy()
         order = np.argsort(levels.astype(np.int16), kind="stable")
-        counts = np.bincount(levels, minlength=len(self.tables.laplace_symbols))
+        symbols = self.tables.symbols(family)
+        counts = np.bincount(levels, minlength=len(symbols))
         grouped, bits = [], 0.0
         for level in np.flatnonzero(counts):
-            values, group_bits = self._pop(key, int(counts[level]), self.tables.laplace_symbols[level])
+            values, group_bits = self._pop(key, int(counts[level]), symbols[level])
             grouped.append(values)
             bits += group_bits
         values = np.empty(len(levels), dtype=np.int64)

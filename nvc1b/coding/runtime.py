@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 
 from ..model.codec import VideoCodec
-from ..model.discrete import PRECISION, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, TAIL_BITS, FactorizedTable
+from ..model.discrete import (
+    GAUSSIAN_SCALE_LEVELS, GAUSSIAN_SCALE_MIN, PRECISION, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, TAIL_BITS, FactorizedTable,
+)
 from ..model.export import ModelExport, load_export
 from .container import FINGERPRINT_BYTES
 from .tables import CodingTables
@@ -50,10 +52,11 @@ def load_coding_model(checkpoint: str | Path, device: str | torch.device = "cpu"
 
 
 def coding_fingerprint(weights_fingerprint: str, tables: dict[str, FactorizedTable]) -> bytes:
-    """SHA-256 (first 16 bytes) over the weights fingerprint (which covers the preset), the Laplace table
-    constants and every factorized table."""
+    """SHA-256 (first 16 bytes) over the weights fingerprint (which covers the preset), the Laplace and
+    Gaussian table constants and every factorized table."""
     digest = hashlib.sha256(weights_fingerprint.encode())
     digest.update(repr((PRECISION, TAIL_BITS, SCALE_MIN, SCALE_MAX, SCALE_LEVELS)).encode())
+    digest.update(repr((GAUSSIAN_SCALE_MIN, GAUSSIAN_SCALE_LEVELS)).encode())
     for name in sorted(tables):
         digest.update(name.encode())
         for tensor in tables[name].pack().values():

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model.discrete import PRECISION, FactorizedTable, LaplaceTable, laplace_table
+from ..model.discrete import PRECISION, FactorizedTable, LaplaceTable, gaussian_table, laplace_table
 from ..model.likelihood import FactorizedPrior
 
 
@@ -35,8 +35,8 @@ class SymbolTable:
 
 
 class CodingTables:
-    """Every table the bitstream coder needs for one model: the Laplace scale table and the factorized priors'
-    tables, looked up by the prior module the model hands to ``LatentCoder.factorized``."""
+    """Every table the bitstream coder needs for one model: the Laplace and Gaussian scale tables and the
+    factorized priors' tables, looked up by the prior module the model hands to ``LatentCoder.factorized``."""
 
     def __init__(self, model: nn.Module, factorized: dict[str, FactorizedTable], device: torch.device):
         modules = dict(model.named_modules())
@@ -46,10 +46,13 @@ class CodingTables:
             raise ValueError(f"coding tables do not match the model's factorized priors (first difference: {missing})")
         self.device = device
         self.laplace: LaplaceTable = laplace_table()
-        self.boundaries = torch.from_numpy(self.laplace.boundaries).to(device)
-        self.laplace_symbols = tuple(
-            SymbolTable.build(-int(r), f) for r, f in zip(self.laplace.radii, self.laplace.frequencies)
-        )
+        self.gaussian: LaplaceTable = gaussian_table()
+        self._conditional = {
+            family: (torch.from_numpy(t.boundaries).to(device),
+                     tuple(SymbolTable.build(-int(r), f) for r, f in zip(t.radii, t.frequencies)))
+            for family, t in (("laplace", self.laplace), ("gaussian", self.gaussian))
+        }
+        self.boundaries, self.laplace_symbols = self._conditional["laplace"]
         self._factorized: dict[int, tuple[SymbolTable, ...]] = {}
         for name, table in factorized.items():
             symbols = tuple(SymbolTable.build(int(lo), f) for lo, f in zip(table.lows, table.frequencies))
@@ -59,10 +62,14 @@ class CodingTables:
         """The per-channel tables of ``prior``."""
         return self._factorized[id(prior)]
 
-    def levels(self, scales: torch.Tensor) -> torch.Tensor:
-        """Laplace table level of each predicted scale: the number of table boundaries strictly below it.
+    def symbols(self, family: str = "laplace") -> tuple[SymbolTable, ...]:
+        """The tables of one conditional family ('laplace' for m̂ and ŷ, 'gaussian' for the intra latent)."""
+        return self._conditional[family][1]
+
+    def levels(self, scales: torch.Tensor, family: str = "laplace") -> torch.Tensor:
+        """Table level of each predicted scale: the number of the family's table boundaries strictly below it.
 
         Only comparisons with fixed float32 constants: a scale gets another level than on another device only
         if the two devices computed it on different sides of a boundary.
         """
-        return torch.bucketize(scales, self.boundaries, right=False)
+        return torch.bucketize(scales, self._conditional[family][0], right=False)

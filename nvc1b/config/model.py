@@ -123,16 +123,23 @@ class ContextualCodec(Strict):
 
 
 class Intra(Strict):
-    """Intra (I-frame) image codec: hyperprior + quadtree spatial prior, same variable-rate scheme."""
+    """Intra (I-frame) image codec: DCVC-DC's IntraNoAR (hyperprior with residual hyper-decoder, prior fusion cropped
+    after it, quadtree spatial prior, Gaussian latent), with the same variable-rate scheme."""
 
     channels: tuple[PositiveInt, PositiveInt] = (128, 192)
     """Encoder/decoder widths at H/2 and H/4."""
     latent_channels: PositiveInt = 256
-    """Channels of the intra latent at H/16 (also the width at H/8)."""
+    """Channels of the intra latent at H/16 (also the width at H/8 and of the hyper-decoder)."""
     hyper_channels: PositiveInt = 256
+    """Channels of the hyper-latent z at H/64."""
+    fusion_channels: PositiveInt = 512
+    """Hidden width of the prior-fusion net (DCVC-DC: 2 × latent_channels)."""
     prior_channels: PositiveInt = 768
-    fusion_blocks: int = Field(2, ge=1)
-    spatial_blocks: int = Field(3, ge=1)
+    """Width of the spatial-prior step adaptors and first blocks (DCVC-DC: 3 × latent_channels)."""
+    fusion_blocks: int = Field(2, ge=2)
+    """Blocks of the prior-fusion net (DCVC-DC: 2)."""
+    spatial_blocks: int = Field(3, ge=2)
+    """Blocks of the spatial-prior net; the last runs at the output width (DCVC-DC: 3)."""
     blocks: PositiveInt = 1
     """Blocks in each block slot of the encoder and decoder."""
     refine_channels: PositiveInt = 16

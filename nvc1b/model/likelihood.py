@@ -1,5 +1,5 @@
-"""Probability models of quantised latents: the Laplace conditional for m̂ and ŷ, and the factorized (Ballé)
-prior for the hyper-latents ẑ_m and ẑ_y. Both give bits per element, computed in fp32 with autocast off."""
+"""Probability models of quantised latents: the Laplace conditional for m̂ and ŷ, the Gaussian for the intra
+latent (DCVC-DC's), and the factorized (Ballé) prior for the hyper-latents. Both give bits per element, computed in fp32 with autocast off."""
 
 from __future__ import annotations
 
@@ -42,6 +42,22 @@ def laplace_bits(residual: Tensor, scale: Tensor) -> Tensor:
     estimates them: scale clamped to 1e-5, −log2(P + 1e-5), at least 0."""
     with fp32_region():
         return probability_bits(laplace_probability(residual, scale))
+
+
+def gaussian_probability(residual: Tensor, scale: Tensor) -> Tensor:
+    """P(bin of width 1 centred on ``residual``) under a zero-mean Gaussian of std ``scale`` (clamped to
+    SCALE_MIN), as ½·(erfc((|v| − ½)/(σ√2)) − erfc((|v| + ½)/(σ√2))), which does not cancel in the tails."""
+    with fp32_region():
+        s = fp32(scale).clamp_min(SCALE_MIN) * math.sqrt(2.0)
+        a = fp32(residual).abs()
+        return 0.5 * (torch.erfc((a - 0.5) / s) - torch.erfc((a + 0.5) / s))
+
+
+def gaussian_bits(residual: Tensor, scale: Tensor) -> Tensor:
+    """Bits of integer-bin ``residual`` under a zero-mean Gaussian of std ``scale``, as DCVC-DC estimates the
+    intra latent's: std clamped to 1e-5, −log2(P + 1e-5), at least 0."""
+    with fp32_region():
+        return probability_bits(gaussian_probability(residual, scale))
 
 
 class FactorizedPrior(nn.Module):

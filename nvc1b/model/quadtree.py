@@ -4,6 +4,8 @@ their Laplace parameters from everything decoded so far (3 step adaptors feeding
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
@@ -34,16 +36,20 @@ def quadtree_masks(channels: int, height: int, width: int, device=None, dtype=to
 class QuadtreeSpatialPrior(nn.Module):
     """Codes a latent of ``channels`` channels given common parameters (quant step, scales, means; 3C channels)."""
 
-    def __init__(self, channels: int, width: int, depth: int, block_type: BlockType = "conv", gated: bool = False):
+    def __init__(
+        self, channels: int, width: int, depth: int, block_type: BlockType = "conv", gated: bool = False,
+        distribution: Literal["laplace", "gaussian"] = "laplace", output_block: bool = False,
+    ):
         super().__init__()
         if channels % 4:
             raise ValueError(f"quadtree prior needs a channel count divisible by 4, got {channels}")
         self.channels = channels
+        self.distribution = distribution
         block = lambda i, o: DepthConvBlock(i, o, gated=gated)  # noqa: E731
         self.step_adaptors = nn.ModuleList([conv1x1(4 * channels, width) for _ in range(3)])
-        blocks = [make_block(block_type, width, width, block) for _ in range(depth - 1)]
-        blocks.append(make_block(block_type, width, 2 * channels, block))
-        self.net = BlockStack(blocks)
+        # output_block (DCVC-DC's intra): the last of ``depth`` blocks runs at the output width 2C
+        widths = [width] * (depth - int(output_block)) + [2 * channels] * (1 + int(output_block))
+        self.net = BlockStack([make_block(block_type, i, o, block) for i, o in zip(widths, widths[1:])])
 
     def forward(self, y: Tensor | None, common: Tensor, coder: LatentCoder, key: str) -> tuple[Tensor, Tensor]:
         """Return ŷ (B, C, h, w) and its bits (B,). ``y`` is None when decoding."""
@@ -59,7 +65,8 @@ class QuadtreeSpatialPrior(nn.Module):
             if step:
                 params = self.net(self.step_adaptors[step - 1](torch.cat([y_hat, common], dim=1)))
                 scales, means = fp32(params).chunk(2, 1)
-            part, part_bits = coder.laplace(key, y_scaled, means, scales, masks[step])
+            code = coder.gaussian if self.distribution == "gaussian" else coder.laplace
+            part, part_bits = code(key, y_scaled, means, scales, masks[step])
             y_hat = y_hat + part
             bits = bits + part_bits
         return y_hat * quant_step, bits

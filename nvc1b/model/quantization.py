@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor, nn
 
-from .likelihood import FactorizedPrior, laplace_bits
+from .likelihood import FactorizedPrior, gaussian_bits, laplace_bits
 from .precision import fp32, fp32_region
 
 LAMBDAS = (85.0, 170.0, 380.0, 840.0)
@@ -109,6 +109,10 @@ class LatentCoder(Protocol):
         ``means``/``scales``; return the reconstruction at those positions (zero elsewhere) and bits (B,)."""
         ...
 
+    def gaussian(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """As ``laplace``, under a Gaussian of std ``scales`` (the intra latent)."""
+        ...
+
     def factorized(self, key: str, z: Tensor | None, prior: FactorizedPrior, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         """Code hyper-latent ``z`` of ``shape`` under ``prior``; return ẑ and bits per sample (B,)."""
         ...
@@ -151,12 +155,18 @@ class RateEstimator:
         return noisy, (noisy if self.mode == "noise" else _round_ste(v))
 
     def laplace(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        return self._conditional(key, y, means, scales, mask, laplace_bits)
+
+    def gaussian(self, key: str, y: Tensor | None, means: Tensor, scales: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        return self._conditional(key, y, means, scales, mask, gaussian_bits)
+
+    def _conditional(self, key, y, means, scales, mask, bits_of) -> tuple[Tensor, Tensor]:
         if y is None:
             raise ValueError(f"RateEstimator cannot decode latent {key!r}: it needs the latent itself")
         with fp32_region():  # round(y − μ) + μ and its bits in fp32 whatever precision the priors ran in
             y, means, scales, mask = fp32(y), fp32(means), fp32(scales), fp32(mask)
             rate_v, recon_v = self._quantise((y - means) * mask)
-            bits = (laplace_bits(rate_v, scales) * mask).sum(dim=(1, 2, 3))
+            bits = (bits_of(rate_v, scales) * mask).sum(dim=(1, 2, 3))
             return (recon_v + means) * mask, bits
 
     def factorized(self, key: str, z: Tensor | None, prior: FactorizedPrior, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
