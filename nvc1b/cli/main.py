@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..errors import NvcError
-from . import bench, cluster, coding, data, demo, evaluation, params, sweep, train
+from . import bench, cluster, coding, data, demo, evaluation, imports, params, sweep, train
 
 
-COMMANDS = (params, data, train, cluster, bench, coding, evaluation, sweep, demo)
+COMMANDS = (params, data, train, cluster, bench, coding, evaluation, sweep, demo, imports)
 
 
 def build_parser() -> argparse.ArgumentParser:

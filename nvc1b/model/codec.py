@@ -166,10 +166,19 @@ class VideoCodec(nn.Module):
         return {name: getattr(self, name) for name in self.PARTS}
 
     def load_pretrained(self, part: str, path: str, prefix: str = "") -> str:
-        """Load one part's weights from a local file: 'spynet', 'intra' or one of the six parts."""
+        """Load one part's weights from a local file: 'spynet', 'intra' or one of the six parts. For 'intra' the
+        file may also be DCVC-DC's intra checkpoint as released."""
         modules = {"spynet": self.motion_estimation.spynet, **self.parts(), "intra": self.intra}
         if part not in modules:
             raise WeightsError(f"unknown part '{part}' for pre-trained weights: choose one of {', '.join(modules)}")
+        if part == "intra" and not prefix:
+            from ..importers.dcvc_dc import is_dcvc_dc_intra, map_intra
+            from .weights import read_state_dict
+
+            state = read_state_dict(path)
+            if is_dcvc_dc_intra(state):  # DCVC-DC's released intra model, mapped tensor by tensor
+                self.intra.load_state_dict(map_intra(state, self.intra.state_dict(), str(path)))
+                return "dcvc-dc"
         return load_part_weights(modules[part], path, prefix, what=f"part '{part}'")
 
     def intra_step(
