@@ -100,10 +100,11 @@ def _sync(device: torch.device) -> None:
 
 
 def _step(codec: CodingModel, frame_type: str, x: Tensor | None, state: ReferenceState | None, header: StreamHeader,
-          coder: LatentCoder) -> StepOutput:
-    """One I- or P-frame through the model's shared step API with the bitstream coder."""
+          coder: LatentCoder, index: int) -> StepOutput:
+    """One I- or P-frame (frame ``index`` of the sequence) through the model's shared step API with the bitstream coder."""
     if frame_type == "I":
-        return codec.model.intra_step(x, header.q_index, coder=coder, size=(header.height, header.width), batch=1)
+        return codec.model.intra_step(x, header.q_index, coder=coder, size=(header.height, header.width), batch=1,
+                                      sequence_index=index)
     return codec.model.inter_step(x, state, header.q_index, coder=coder)
 
 
@@ -145,7 +146,7 @@ class SequenceEncoder:
         coder = SymbolEncoder(self.codec.tables, where=f"frame {index}")
         start = time.perf_counter()
         with coding_context(device, header.cpu_threads):
-            out = _step(self.codec, frame_type, x, self._state, header, coder)
+            out = _step(self.codec, frame_type, x, self._state, header, coder, index)
             payload = coder.finish()
         _sync(device)
         seconds = time.perf_counter() - start
@@ -194,7 +195,7 @@ class SequenceDecoder:
         start = time.perf_counter()
         try:
             with coding_context(device, self.cpu_threads):
-                out = _step(self.codec, record.frame_type, None, state, self.header, coder)
+                out = _step(self.codec, record.frame_type, None, state, self.header, coder, record.index)
             coder.finish()
             if latent_check(coder.checksum) != record.latent_check:
                 raise BitstreamError(f"{record.where}: decoded latents fail their checksum")

@@ -95,7 +95,7 @@ def sequence_bits(codec: CodingModel, frames: Iterable[Tensor], q_indexes: Seque
             x = frame[None].to(codec.device)
             for i, q in enumerate(q_indexes):
                 if t % intra_period == 0:
-                    out = model.intra_step(x, float(q), coder=RateEstimator("round"))
+                    out = model.intra_step(x, float(q), coder=RateEstimator("round"), sequence_index=t)
                 else:
                     out = model.inter_step(x, states[i], float(q), coder=recorders[i])
                 states[i] = out.state

@@ -66,6 +66,10 @@ class ReferenceState:
     """ConvLSTM hidden state: the long-term reference H_{t-1}."""
     cell: Tensor | None = None
     """ConvLSTM cell state."""
+    sequence_index: int = 0
+    """Position of x̂_{t-1} in the whole sequence (not the GOP): the next frame's feature adaptor is chosen by
+    its own sequence position mod 4, as DCVC-SDD's test script does (equal to the GOP position when the intra
+    period is a multiple of 4)."""
 
     def detach(self) -> "ReferenceState":
         """The same state cut from the autograd graph (non-cascaded training, evaluation)."""
@@ -118,7 +122,7 @@ class MotionOutput:
         h, w = ref.height, ref.width
         warped = sum(warp_components(ref.frame, self.flow_hat_s, self.flow_hat_d))
         state = replace(ref, frame=warped, frame_index=ref.frame_index + 1, motion_feature=self.motion_feature,
-                        m_hat=self.m_hat)
+                        m_hat=self.m_hat, sequence_index=ref.sequence_index + 1)
         return StepOutput(x_hat=warped[..., :h, :w], bits=self.bits, state=state, warped=warped[..., :h, :w])
 
 
@@ -183,9 +187,10 @@ class VideoCodec(nn.Module):
 
     def intra_step(
         self, x: Tensor | None, q_index, coder: LatentCoder | None = None,
-        size: tuple[int, int] | None = None, batch: int = 1,
+        size: tuple[int, int] | None = None, batch: int = 1, sequence_index: int = 0,
     ) -> StepOutput:
-        """Code an I-frame. ``x`` (B, 3, H, W) in [0, 1]; when decoding, x is None and ``size``/``batch`` are given."""
+        """Code an I-frame. ``x`` (B, 3, H, W) in [0, 1]; when decoding, x is None and ``size``/``batch`` are given.
+        ``sequence_index``: the frame's position in its sequence (selects the next P-frames' feature adaptors)."""
         coder = coder or _default_coder(self.training)
         if x is not None:
             batch, size = x.shape[0], tuple(x.shape[-2:])
@@ -195,7 +200,7 @@ class VideoCodec(nn.Module):
         hp, wp = padded_size(h, w)
         q = as_q_index(q_index, batch, self._device())
         x_hat, bits = self.intra(x, q, (hp // LATENT_STRIDE, wp // LATENT_STRIDE), batch, coder)
-        state = ReferenceState(frame=x_hat, frame_index=0, height=h, width=w)
+        state = ReferenceState(frame=x_hat, frame_index=0, height=h, width=w, sequence_index=sequence_index)
         return StepOutput(x_hat=x_hat[..., :h, :w], bits=bits, state=state)
 
     def inter_step(
@@ -253,14 +258,14 @@ class VideoCodec(nn.Module):
         q = as_q_index(q_index, b, ref.frame.device)
         xp = None if x is None else pad_frame(x)
         contexts, warped, hidden, cell = self.temporal_context_mining(
-            ref.frame, ref.feature, ref.hidden, ref.cell, motion.flow_hat_s, motion.flow_hat_d, t
+            ref.frame, ref.feature, ref.hidden, ref.cell, motion.flow_hat_s, motion.flow_hat_d, ref.sequence_index + 1
         )
         y = None if xp is None else self.contextual_codec.encode(xp, contexts, q)
         y_hat, y_bits = self.contextual_entropy(y, contexts[2], ref.y_hat, latent_hw, b, coder)
         x_hat, feature = self.contextual_codec.decode(y_hat, contexts, q)
         state = ReferenceState(
             frame=x_hat, frame_index=t, height=h, width=w, feature=feature, motion_feature=motion.motion_feature,
-            m_hat=motion.m_hat, y_hat=y_hat, hidden=hidden, cell=cell,
+            m_hat=motion.m_hat, y_hat=y_hat, hidden=hidden, cell=cell, sequence_index=ref.sequence_index + 1,
         )
         return StepOutput(x_hat=x_hat[..., :h, :w], bits={**motion.bits, **y_bits}, state=state,
                           warped=warped[..., :h, :w])

@@ -26,7 +26,9 @@ from .likelihood import FactorizedPrior
 
 log = logging.getLogger(__name__)
 
-FORMAT = "nvc1b-model/1"
+FORMAT = "nvc1b-model/2"
+"""Version 2: the model is DCVC-SDD's / DCVC-DC's function (issue 14); version-1 exports hold another function
+(offset wiring, likelihood floors, rate parameters, intra coder) and are refused rather than silently changed."""
 EXPORT_DIR = "exports"
 """Sub-directory of a run directory holding its exported weights."""
 TABLE_MARKER = ".coding_table."
@@ -84,6 +86,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             meta = f.metadata() or {}
     except Exception as exc:  # noqa: BLE001 - unreadable file
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+    if meta.get("format") == "nvc1b-model/1":
+        raise WeightsError(f"{path}: an nvc1b-model/1 export (before the model became DCVC-SDD's function); this "
+                           f"build reads {FORMAT} only: retrain, or import the published weights with nvc1b import")
     if meta.get("format") != FORMAT:
         raise WeightsError(f"{path}: not an nvc1b model export (format {meta.get('format')!r}, expected {FORMAT!r})")
     return meta

@@ -4,7 +4,8 @@ feature adaptor and the loss weight w_t, so quality alternates and error propaga
 from __future__ import annotations
 
 ADAPTOR_INDEX = (0, 1, 0, 2)
-"""Feature adaptor used when coding the frame at GOP position t: ADAPTOR_INDEX[t % 4]."""
+"""Feature adaptor used when coding the frame at sequence position t: ADAPTOR_INDEX[t % 4] (DCVC-SDD's test
+script; the GOP position gives the same when the intra period is a multiple of 4)."""
 FRAME_WEIGHTS = (0.5, 1.2, 0.5, 0.9)
 """w_t of the losses for the frame at GOP position t: FRAME_WEIGHTS[t % 4]."""
 

@@ -113,9 +113,10 @@ class TemporalContextMining(nn.Module):
         cell: Tensor | None,
         flow_s: Tensor,
         flow_d: Tensor,
-        frame_index: int,
+        sequence_index: int,
     ) -> tuple[Contexts, Tensor, Tensor, Tensor]:
-        """Contexts (C⁰, C¹, C²), the warped frame warp(x̂_{t-1}, v̂_t), and the next LSTM hidden/cell."""
+        """Contexts (C⁰, C¹, C²), the warped frame warp(x̂_{t-1}, v̂_t), and the next LSTM hidden/cell.
+        ``sequence_index``: the coded frame's position in its sequence (selects the feature adaptor)."""
         warped_s, warped_d = warp_components(ref_frame, flow_s, flow_d)
 
         if ref_feature is None:
@@ -123,7 +124,7 @@ class TemporalContextMining(nn.Module):
             zeros = torch.zeros_like(feature)
             next_hidden, next_cell = self.lstm(feature, zeros, zeros)
         else:
-            feature = self.adaptors[adaptor_index(frame_index)](ref_feature)
+            feature = self.adaptors[adaptor_index(sequence_index)](ref_feature)
             next_hidden, next_cell = self.lstm(feature, hidden, cell)
 
         flows_s, flows_d = [flow_s], [flow_d]
