@@ -25,8 +25,8 @@ def _grid(flow: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=dtype)
     xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=dtype)
     base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
-    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=flow.device, dtype=dtype)
-    return base + flow.to(dtype).movedim(-3, -1) * scale
+    half = torch.tensor([max(w - 1, 1) / 2.0, max(h - 1, 1) / 2.0], device=flow.device, dtype=dtype)
+    return base + flow.to(dtype).movedim(-3, -1) / half  # divided, as DCVC's warp: the same float grid
 
 
 def _sample(x: Tensor, grid: Tensor) -> Tensor:
