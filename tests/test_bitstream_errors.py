@@ -95,7 +95,7 @@ def test_a_decoder_computing_other_probabilities_fails_loudly(trained_tiny_expor
     """What another device's arithmetic does to a decoder, exaggerated: its scales and means differ slightly."""
     other = load_coding_model(trained_tiny_export)
     with torch.no_grad():
-        other.model.intra.hyperprior.decoder[-1].bias.add_(0.05)
+        list(other.model.intra.hyperprior.decoder[-1].parameters())[-1].add_(0.05)
     with pytest.raises(BitstreamError, match=r"^frame 0 \(byte \d+\): .*other probabilities than the encoder"):
         decode_sequence(other, stream)
 
