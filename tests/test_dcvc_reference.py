@@ -5,17 +5,15 @@ tests/fixtures/dcvc (see its README), reached through checkpoint files in the pu
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers.dcvc_weights import build_state_dict, load_inventory, state_dict_checksum
+from helpers.dcvc_published import FIXTURES, write_published
 from nvc1b.importers.convert import import_dcvc_sdd
 from nvc1b.model.quantization import RateEstimator
 
-FIXTURES = Path(__file__).parent / "fixtures" / "dcvc"
 CASES = ("64x64_q0", "64x64_q3", "72x88_q0", "72x88_q3")
 TOL = 1e-5
 BITS_RTOL = 1e-4
@@ -54,15 +52,7 @@ def manifest():
 @pytest.fixture(scope="module")
 def imported(manifest, tmp_path_factory):
     """The seeded reference weights written as published checkpoints, imported by nvc1b's importer."""
-    folder = tmp_path_factory.mktemp("dcvc-ckpt")
-    paths = {}
-    for name, inventory in (("sdd_pframe", "sdd_pframe_inventory.json"), ("dc_intra", "dc_intra_inventory.json")):
-        spec = manifest["weights"][name]
-        state = build_state_dict(load_inventory(FIXTURES / inventory), spec["seed"], spec["gain"], spec["q_basic"])
-        assert state_dict_checksum(state) == spec["checksum"]
-        paths[name] = folder / f"{name}.pth.tar"
-        torch.save({"state_dict": state} if name == "dc_intra" else state, paths[name])
-    return import_dcvc_sdd(paths["sdd_pframe"], paths["dc_intra"])
+    return import_dcvc_sdd(*write_published(tmp_path_factory.mktemp("dcvc-ckpt")))
 
 
 def _close(ours: torch.Tensor, ref: torch.Tensor, what: str, tol: float = TOL):

@@ -13,6 +13,7 @@ from ..errors import WeightsError
 from ..files import disk_full_reported
 from ..model.codec import VideoCodec
 from ..model.export import save_model
+from ..model.intra import IntraCodec
 from ..model.weights import read_state_dict
 from .dcvc_dc import map_intra
 from .dcvc_sdd import map_p_frame
@@ -44,7 +45,8 @@ def import_dcvc_sdd(p_checkpoint: str | Path, i_checkpoint: str | Path, preset: 
 
 def import_dcvc_dc_intra(i_checkpoint: str | Path, preset: str = SDD_PRESET) -> dict[str, Tensor]:
     """nvc1b intra-coder tensors (IntraCodec keys) from DCVC-DC's intra checkpoint."""
-    target = VideoCodec(load_preset(preset)).intra.state_dict()
+    with torch.device("meta"):  # only the keys and shapes are needed
+        target = IntraCodec(load_preset(preset).intra).state_dict()
     return map_intra(read_published(i_checkpoint), target, str(i_checkpoint))
 
 

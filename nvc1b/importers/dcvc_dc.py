@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .mapping import Convert, Rule, bit_estimator_rules, map_state_dict, rate_rules
+from .mapping import Convert, Rule, bit_estimator_rules, map_state_dict, rate_rules, read_key_list
 
 INTRA_RULES: list[Rule] = [
     (["enc.enc_1"], ["enc_in"]),
@@ -39,7 +39,7 @@ def map_intra(foreign: dict[str, Tensor], target: dict[str, Tensor], source: str
     rules, convert = intra_rules(prefix)
     if foreign and all(k.startswith("module.") for k in foreign):
         foreign = {k[len("module."):]: v for k, v in foreign.items()}
-    return map_state_dict(foreign, target, rules, convert, source)
+    return map_state_dict(foreign, target, rules, convert, source, expected=read_key_list("dcvc_dc_intra"))
 
 
 def is_dcvc_dc_intra(state: dict[str, Tensor]) -> bool:

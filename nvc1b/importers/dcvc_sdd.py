@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .mapping import Convert, Rule, bit_estimator_rules, map_state_dict, rate_rules
+from .mapping import Convert, Rule, bit_estimator_rules, map_state_dict, rate_rules, read_key_list
 
 P_FRAME_RULES: list[Rule] = [
     (["optic_flow"], ["motion_estimation.spynet"]),
@@ -64,4 +64,4 @@ def p_frame_rules() -> tuple[list[Rule], dict[str, Convert]]:
 def map_p_frame(foreign: dict[str, Tensor], target: dict[str, Tensor], source: str) -> dict[str, Tensor]:
     """nvc1b P-frame tensors (``target``'s keys: the six parts) from a DCVC-SDD ``DMC`` state dict."""
     rules, convert = p_frame_rules()
-    return map_state_dict(foreign, target, rules, convert, source)
+    return map_state_dict(foreign, target, rules, convert, source, expected=read_key_list("dcvc_sdd_pframe"))

@@ -5,6 +5,7 @@ stops the import with a one-line error naming it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -26,13 +27,42 @@ def _under(keys: Sequence[str], prefixes: Sequence[str]) -> list[str]:
     return out
 
 
+def read_key_list(name: str) -> list[tuple[str, tuple[int, ...]]]:
+    """A packaged list of a published model's tensors (``nvc1b/importers/<name>.txt``: 'key d0,d1,…' per line)."""
+    text = (Path(__file__).resolve().parent / f"{name}.txt").read_text()
+    rows = [line.split() for line in text.splitlines() if line and not line.startswith("#")]
+    return [(key, tuple(int(n) for n in dims.split(","))) for key, dims in rows]
+
+
+def check_keys(foreign: dict[str, Tensor], expected: Sequence[tuple[str, tuple[int, ...]]], source: str) -> None:
+    """Every expected tensor present with its shape, nothing else: else a one-line error naming the first."""
+    names = {key for key, _ in expected}
+    missing = [key for key, _ in expected if key not in foreign]
+    if missing:
+        raise WeightsError(f"{source}: tensor '{missing[0]}' is missing ({len(missing)} missing in all): "
+                           "not a checkpoint of this published model")
+    unexpected = [key for key in foreign if key not in names]
+    if unexpected:
+        raise WeightsError(f"{source}: tensor '{unexpected[0]}' is unexpected ({len(unexpected)} in all): "
+                           "not a checkpoint of this published model")
+    for key, shape in expected:
+        if tuple(foreign[key].shape) != shape:
+            raise WeightsError(f"{source}: tensor '{key}' has shape {tuple(foreign[key].shape)}, the published "
+                               f"model's is {shape}")
+
+
 def map_state_dict(
     foreign: dict[str, Tensor], target: dict[str, Tensor], rules: Sequence[Rule],
     convert: dict[str, Convert] | None = None, source: str = "checkpoint",
+    expected: Sequence[tuple[str, tuple[int, ...]]] | None = None,
 ) -> dict[str, Tensor]:
     """``target``-keyed tensors taken from ``foreign`` by ``rules``; ``convert`` maps a target key to a function
-    applied to its foreign tensor (a reshape or an exact reparameterisation)."""
+    applied to its foreign tensor (a reshape or an exact reparameterisation). With ``expected`` (the published
+    model's key list) the checkpoint is first checked name by name and read in that order."""
     convert = convert or {}
+    if expected is not None:
+        check_keys(foreign, expected, source)
+        foreign = {key: foreign[key] for key, _ in expected}
     foreign_keys, target_keys = list(foreign), list(target)
     out: dict[str, Tensor] = {}
     used: set[str] = set()
