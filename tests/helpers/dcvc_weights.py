@@ -6,8 +6,9 @@ entry holds seed, gain and q_basic) without the reference code:
 
     state = build_state_dict(load_inventory("tests/fixtures/dcvc/sdd_pframe_inventory.json"))
 
-The rule, per state-dict key (``gen`` = a CPU ``torch.Generator`` seeded with ``zlib.crc32(key, seed)``, the key's CRC-32 started from the seed, every
-draw a float32 ``torch.randn`` of the key's shape, then cast to the inventory's dtype):
+The rule, per state-dict key (``gen`` = a CPU ``torch.Generator`` seeded with ``zlib.crc32(key, seed)``, the key's
+CRC-32 started from the seed; every draw a float32 ``torch.randn`` of the key's shape, then cast to the inventory's
+dtype):
 
 - quantisation anchors (last name contains ``q_scale``, 4 values): the fixed ladder ``Q_SCALE_ENC`` for encoder-side
   keys, ``Q_SCALE_DEC`` where the name contains ``dec`` (no draw);

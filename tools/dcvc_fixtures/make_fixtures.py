@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
-from helpers.dcvc_weights import build_state_dict, dtype_name, state_dict_checksum  # noqa: E402
+from helpers.dcvc_weights import build_state_dict, dtype_name, state_dict_checksum
 
 P_WEIGHTS = {"seed": 1401, "gain": 0.85, "q_basic": 3.0}    # tests/helpers/dcvc_weights.py's rule, per model
 I_WEIGHTS = {"seed": 1402, "gain": 1.0, "q_basic": 1.0}
