@@ -42,7 +42,7 @@ _PI = Decimal("3.14159265358979323846264338327950288419716939937510582097494459"
 
 
 def _erf(x: Decimal) -> Decimal:
-    """erf(x) for x ≥ 0: (2/√π)·e^{−x²}·Σ_n 2^n·x^{2n+1}/(1·3·…·(2n+1)), every term positive (no cancellation)."""
+    """erf(x) for x ≥ 0 as (2/√π)·e^{−x²}·Σ_n 2^n·x^{2n+1}/(1·3·…·(2n+1)): every term positive, no cancellation."""
     ctx = _DECIMAL
     x2 = ctx.multiply(x, x)
     two_x2 = ctx.multiply(2, x2)
