@@ -65,10 +65,9 @@ def _normal(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
     return torch.randn(shape, generator=gen, dtype=torch.float32)
 
 
-def make_tensor(key: str, shape: tuple[int, ...], seed: int, gain: float = GAIN, q_basic: float = 1.0
-                ) -> torch.Tensor:
-    """One float32 tensor by the module docstring's rule."""
-    gen = key_generator(seed, key)
+def make_tensor(key: str, shape: tuple[int, ...], rule: Mapping) -> torch.Tensor:
+    """One float32 tensor by the module docstring's rule (``rule``: a complete ``weight_rule``)."""
+    gen = key_generator(rule["seed"], key)
     last = key.rsplit(".", 1)[-1]
     if "q_scale" in last:
         ladder = Q_SCALE_DEC if "dec" in last else Q_SCALE_ENC
@@ -76,34 +75,44 @@ def make_tensor(key: str, shape: tuple[int, ...], seed: int, gain: float = GAIN,
             raise ValueError(f"{key}: expected {len(ladder)} anchors, inventory says shape {shape}")
         return torch.tensor(ladder, dtype=torch.float32).reshape(shape)
     if "q_basic" in last:
-        return q_basic * torch.exp(0.2 * _normal(shape, gen))
+        return rule["q_basic_dec" if "dec" in last else "q_basic_enc"] * torch.exp(0.2 * _normal(shape, gen))
     if key.startswith("bit_estimator") and last in ("h", "b", "a"):
         return {"h": 0.3, "b": 0.3, "a": 0.5}[last] * _normal(shape, gen)
     if len(shape) >= 2:
-        if key.endswith("conv_out.weight"):
-            gain = gain * FFN2_OUT
+        gain = rule["gain"] * (rule["ffn2_out"] if key.endswith("conv_out.weight") else 1.0)
         fan_in = shape[1] * math.prod(shape[2:])
         return _normal(shape, gen) * (gain / math.sqrt(fan_in))
     return 0.01 * _normal(shape, gen)
 
 
-def build_state_dict(inventory: Mapping, seed: int | None = None, gain: float | None = None,
-                     q_basic: float | None = None) -> dict[str, torch.Tensor]:
-    """A reference-keyed state dict for ``inventory`` (its "tensors": key -> {"shape", "dtype"}), in inventory order;
-    seed, gain and q_basic default to the inventory's "weights" entry."""
-    rule = inventory.get("weights", {})
-    seed = rule["seed"] if seed is None else seed
-    gain = rule.get("gain", GAIN) if gain is None else gain
-    q_basic = rule.get("q_basic", 1.0) if q_basic is None else q_basic
+def weight_rule(inventory: Mapping, **overrides) -> dict:
+    """The complete rule of an inventory: its "weights" entry (seed required) over the defaults, then overrides.
+    A "q_basic" entry sets both q_basic_enc and q_basic_dec."""
+    given = {**inventory.get("weights", {}), **{k: v for k, v in overrides.items() if v is not None}}
+    rule = {"gain": GAIN, "q_basic_enc": 1.0, "q_basic_dec": 1.0, "ffn2_out": FFN2_OUT, "hyper_enc": HYPER_ENC}
+    if "q_basic" in given:
+        rule["q_basic_enc"] = rule["q_basic_dec"] = given.pop("q_basic")
+    rule.update(given)
+    rule.pop("checksum", None)
+    if "seed" not in rule:
+        raise ValueError("the weight rule needs a seed")
+    return rule
+
+
+def build_state_dict(inventory: Mapping, **overrides) -> dict[str, torch.Tensor]:
+    """A reference-keyed state dict for ``inventory`` (its "tensors": key -> {"shape", "dtype"}), in inventory order,
+    by ``weight_rule(inventory, **overrides)`` (seed, gain, q_basic_enc, q_basic_dec, ffn2_out, hyper_enc)."""
+    rule = weight_rule(inventory, **overrides)
+    hyper = rule["hyper_enc"]
     out: dict[str, torch.Tensor] = {}
-    last_of_hyper_enc = _last_layer_keys(inventory["tensors"], HYPER_ENC)
+    last_of_hyper_enc = _last_layer_keys(inventory["tensors"], hyper)
     for key, spec in inventory["tensors"].items():
         shape = tuple(int(n) for n in spec["shape"])
         dtype = _DTYPES[spec["dtype"]]
         if dtype.is_floating_point:
-            t = make_tensor(key, shape, seed, gain, q_basic)
+            t = make_tensor(key, shape, rule)
             if key in last_of_hyper_enc:
-                t = t * HYPER_ENC[key.split(".", 1)[0]]
+                t = t * hyper[key.split(".", 1)[0]]
             out[key] = t.to(dtype)
         else:
             out[key] = torch.zeros(shape, dtype=dtype)

@@ -226,6 +226,13 @@ class Store:
         self.manifest[name] = {"shape": [1], "value": value, "stored": "whole"}
 
 
+def rounding_margin(values: torch.Tensor) -> float:
+    """Smallest distance of any value to a rounding boundary (k + ½): how far the fixture's rounded latents are
+    from flipping under float noise in an independent implementation."""
+    v = values.double()
+    return float(((v - torch.floor(v)) - 0.5).abs().min())
+
+
 def quadtree_step_bits(bits: torch.Tensor) -> list[float]:
     """Sum of per-element bits of each of the four quadtree steps (the reference's 4-part mask order)."""
     _, c, h, w = bits.shape
@@ -325,6 +332,7 @@ def store_intra(calls, store: Store, pre: str, result) -> dict:
     store.scalar(pre + "bit_y", total_y)
     store.scalar(pre + "bit_z", total_z)
     return {"type": "I", "bit_y": total_y, "bit_z": total_z, "bit_y_per_quadtree_step": steps,
+            "rounding_margin": {"y": rounding_margin(y_res), "z": rounding_margin(z)},
             "y_q_nonzero": float((y_q != 0).double().mean()), "z_hat_nonzero": float((z_hat != 0).double().mean())}
 
 
@@ -379,6 +387,8 @@ def store_pframe(calls, store: Store, pre: str, result, t: int) -> dict:
     return {"type": "P", "frame_idx_arg": t % 4, "feature_adaptor": adaptor, **totals,
             "bit_y_per_quadtree_step": quadtree_step_bits(bits_y),
             "bit_mv_y_per_quadtree_step": quadtree_step_bits(bits_mv_y),
+            "rounding_margin": {"y": rounding_margin(y_res), "z": rounding_margin(z), "mv_y": rounding_margin(mv_y_res),
+                                "mv_z": rounding_margin(mv_z)},
             "y_q_nonzero": float((y_q != 0).double().mean()), "mv_y_q_nonzero": float((mv_y_q != 0).double().mean()),
             "z_hat_nonzero": float((z_hat != 0).double().mean()),
             "mv_z_hat_nonzero": float((mv_z_hat != 0).double().mean()),
