@@ -19,8 +19,8 @@ from nvc1b.model.discrete import (
     laplace_table,
     quantize_pmf,
 )
-from nvc1b.model.discrete import GAUSSIAN_SCALE_LEVELS, GAUSSIAN_SCALE_MIN, SCALE_MIN, gaussian_table
-from nvc1b.model.likelihood import FactorizedPrior, gaussian_probability, laplace_probability
+from nvc1b.model.discrete import SCALE_MIN
+from nvc1b.model.likelihood import FactorizedPrior, laplace_probability
 
 # Streams carry no copy of the Laplace tables: changing them (constants or code) must bump the bitstream version.
 LAPLACE_TABLE_SHA256 = "61dc08735e556c45804effdf0514f50496929bd79a303a34e1a2a7d7c336222b"
@@ -54,25 +54,6 @@ def test_laplace_table_follows_the_model_likelihood():
         table_bits = PRECISION - np.log2(f[1:-1])
         likely = model_bits < 12  # where 24-bit integers resolve the probability well
         np.testing.assert_allclose(table_bits[likely], model_bits[likely], atol=1e-3)
-
-
-GAUSSIAN_TABLE_SHA256 = "7e89c726de65e6f37314f4f6eab5a3cefc91459c23f09acdecb5d1118062a9be"
-
-
-def test_gaussian_table_is_the_fixed_one_and_follows_the_intra_likelihood():
-    table = gaussian_table()
-    digest = hashlib.sha256(table.boundaries.astype("<f4").tobytes())
-    for f in table.frequencies:
-        digest.update(f.astype("<i8").tobytes())
-    assert digest.hexdigest() == GAUSSIAN_TABLE_SHA256
-    assert len(table.frequencies) == GAUSSIAN_SCALE_LEVELS and table.scales[0] == pytest.approx(GAUSSIAN_SCALE_MIN)
-    for level in (0, 50, GAUSSIAN_SCALE_LEVELS - 1):
-        f, radius = table.frequencies[level], int(table.radii[level])
-        assert len(f) == 2 * radius + 3 and f.sum() == 1 << PRECISION and np.abs(f - f[::-1]).max() <= 1
-        values = torch.arange(-radius, radius + 1, dtype=torch.float64)
-        model_bits = _floored_bits(gaussian_probability(values, torch.full_like(values, table.scales[level])), len(f))
-        likely = model_bits < 12
-        np.testing.assert_allclose((PRECISION - np.log2(f[1:-1]))[likely], model_bits[likely], atol=1e-3)
 
 
 def test_quantize_pmf_is_exact_and_keeps_every_symbol():

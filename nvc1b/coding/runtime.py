@@ -12,11 +12,10 @@ from pathlib import Path
 import torch
 
 from ..model.codec import VideoCodec
-from ..model.discrete import (
-    GAUSSIAN_SCALE_LEVELS, GAUSSIAN_SCALE_MIN, PRECISION, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, TAIL_BITS, FactorizedTable,
-)
+from ..model.discrete import PRECISION, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, TAIL_BITS, FactorizedTable
 from ..model.export import ModelExport, load_export
 from .container import FINGERPRINT_BYTES
+from .gaussian_tables import GAUSSIAN_TABLE_CONSTANTS
 from .tables import CodingTables
 
 
@@ -56,7 +55,7 @@ def coding_fingerprint(weights_fingerprint: str, tables: dict[str, FactorizedTab
     Gaussian table constants and every factorized table."""
     digest = hashlib.sha256(weights_fingerprint.encode())
     digest.update(repr((PRECISION, TAIL_BITS, SCALE_MIN, SCALE_MAX, SCALE_LEVELS)).encode())
-    digest.update(repr((GAUSSIAN_SCALE_MIN, GAUSSIAN_SCALE_LEVELS)).encode())
+    digest.update(repr(GAUSSIAN_TABLE_CONSTANTS).encode())
     for name in sorted(tables):
         digest.update(name.encode())
         for tensor in tables[name].pack().values():

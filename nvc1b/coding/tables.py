@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model.discrete import PRECISION, FactorizedTable, LaplaceTable, gaussian_table, laplace_table
+from ..model.discrete import PRECISION, FactorizedTable, LaplaceTable, laplace_table
 from ..model.likelihood import FactorizedPrior
 
 
@@ -45,14 +45,16 @@ class CodingTables:
             missing = min(priors ^ set(factorized))
             raise ValueError(f"coding tables do not match the model's factorized priors (first difference: {missing})")
         self.device = device
+        from .gaussian_tables import GaussianScaleCoder  # it builds on SymbolTable, defined above
+
         self.laplace: LaplaceTable = laplace_table()
-        self.gaussian: LaplaceTable = gaussian_table()
-        self._conditional = {
-            family: (torch.from_numpy(t.boundaries).to(device),
-                     tuple(SymbolTable.build(-int(r), f) for r, f in zip(t.radii, t.frequencies)))
-            for family, t in (("laplace", self.laplace), ("gaussian", self.gaussian))
-        }
-        self.boundaries, self.laplace_symbols = self._conditional["laplace"]
+        self.boundaries = torch.from_numpy(self.laplace.boundaries).to(device)
+        self.laplace_symbols = tuple(
+            SymbolTable.build(-int(r), f) for r, f in zip(self.laplace.radii, self.laplace.frequencies)
+        )
+        gaussian = GaussianScaleCoder(device)
+        self._conditional = {"laplace": (self.boundaries, self.laplace_symbols),
+                             "gaussian": (gaussian.boundaries, gaussian.symbols)}
         self._factorized: dict[int, tuple[SymbolTable, ...]] = {}
         for name, table in factorized.items():
             symbols = tuple(SymbolTable.build(int(lo), f) for lo, f in zip(table.lows, table.frequencies))

@@ -14,7 +14,7 @@ from ..files import disk_full_reported
 from ..model.codec import VideoCodec
 from ..model.export import save_model
 from ..model.intra import IntraCodec
-from ..model.weights import read_state_dict
+from .checkpoints import read_dcvc_checkpoint
 from .dcvc_dc import map_intra
 from .dcvc_sdd import map_p_frame
 
@@ -23,12 +23,8 @@ SDD_PRESET = "sdd-21m"
 
 
 def read_published(path: str | Path) -> dict[str, Tensor]:
-    """The state dict of a published checkpoint as the reference test scripts load it: a torch file holding the
-    tensors, maybe under 'state_dict' or 'net', maybe with DataParallel's 'module.' prefix."""
-    state = read_state_dict(path)
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
+    """The state dict of a published checkpoint as the reference test scripts load it (``read_dcvc_checkpoint``)."""
+    return read_dcvc_checkpoint(path)
 
 
 def import_dcvc_sdd(p_checkpoint: str | Path, i_checkpoint: str | Path, preset: str = SDD_PRESET) -> VideoCodec:

@@ -1,13 +1,13 @@
-"""Integer probability tables for entropy coding: the fixed Laplace scale table for m̂ and ŷ, the fixed Gaussian
-std table for the intra latent, and the per-channel tables of the factorized priors of the hyper-latents.
+"""Integer probability tables for entropy coding: the fixed Laplace scale table for m̂ and ŷ, and the per-channel
+tables of the factorized priors of the hyper-latents (the intra latent's Gaussian table: ``nvc1b.coding.gaussian_tables``).
 
 A table is a list of integer frequencies (each ≥ 1) summing to ``2**PRECISION`` over the categories
 ``[escape-below, low, …, high, escape-above]``; a symbol outside ``[low, high]`` is coded as its escape category
 followed by its distance to the support (see ``nvc1b.coding.entropy``). Encoder and decoder must use the very
 same integers, so:
 
-- the Laplace and Gaussian tables depend on nothing but the constants below and are computed with ``decimal`` and
-  ``mpmath`` (correctly rounded software arithmetic), hence identical on every machine;
+- the Laplace tables depend on nothing but the constants below and are computed with ``decimal`` (correctly
+  rounded software arithmetic), hence identical on every machine;
 - the factorized tables depend on the weights; they are computed once, in float64 on the CPU, when the model is
   exported (``nvc1b.model.export``) and stored with it, so no device ever recomputes them.
 """
@@ -118,50 +118,6 @@ def laplace_table() -> LaplaceTable:
         radii.append(radius)
         frequencies.append(quantize_pmf(floored(_laplace_pmf(scale, radius))))
     boundaries = [float(lo * _DECIMAL.exp(log_step * (k + Decimal("0.5")))) for k in range(SCALE_LEVELS - 1)]
-    return LaplaceTable(
-        scales=np.asarray(scales), boundaries=np.asarray(boundaries, dtype=np.float32),
-        radii=np.asarray(radii, dtype=np.int64), frequencies=tuple(frequencies),
-    )
-
-
-GAUSSIAN_SCALE_MIN = 0.01
-"""Smallest Gaussian std of the intra latent's table (DCVC-DC's coder table starts at 0.11, its estimate clamps
-at 1e-5: starting at 0.01 the table follows the estimate, an unlikely symbol costing ~16.6 bits as it says)."""
-GAUSSIAN_SCALE_LEVELS = 224
-"""Number of Gaussian stds, log-spaced from GAUSSIAN_SCALE_MIN to SCALE_MAX (ln step ≈ 0.039)."""
-
-
-def _gaussian_pmf(scale, radius: int) -> list[Decimal]:
-    """P(symbol) of a unit-binned zero-mean Gaussian for −radius … radius, both tails as the two ends."""
-    import mpmath
-
-    with mpmath.workdps(40):
-        root = scale * mpmath.sqrt(2)
-        upper = [mpmath.erfc((k + mpmath.mpf("0.5")) / root) / 2 for k in range(radius + 1)]  # P(X > k + ½)
-        side = [upper[k - 1] - upper[k] for k in range(1, radius + 1)]
-        centre = 1 - 2 * upper[0]
-        tail = upper[radius]
-        return [Decimal(mpmath.nstr(v, 40, strip_zeros=False)) for v in (tail, *reversed(side), centre, *side, tail)]
-
-
-@lru_cache(maxsize=1)
-def gaussian_table() -> LaplaceTable:
-    """The fixed Gaussian std table of the intra latent (computed once per process with mpmath's correctly
-    rounded software arithmetic at 40 digits: identical on every machine)."""
-    import mpmath
-
-    with mpmath.workdps(40):
-        lo, hi = mpmath.mpf(str(GAUSSIAN_SCALE_MIN)), mpmath.mpf(str(SCALE_MAX))
-        log_step = mpmath.log(hi / lo) / (GAUSSIAN_SCALE_LEVELS - 1)
-        z_tail = mpmath.sqrt(2) * mpmath.erfinv(1 - mpmath.mpf(2) ** (1 - TAIL_BITS))  # P(X > z·σ) = 2^-TAIL_BITS
-        scales, radii, frequencies = [], [], []
-        for k in range(GAUSSIAN_SCALE_LEVELS):
-            scale = lo * mpmath.exp(log_step * k)
-            radius = max(1, int(mpmath.ceil(scale * z_tail - mpmath.mpf("0.5"))))
-            scales.append(float(scale))
-            radii.append(radius)
-            frequencies.append(quantize_pmf(floored(_gaussian_pmf(scale, radius))))
-        boundaries = [float(lo * mpmath.exp(log_step * (k + mpmath.mpf("0.5")))) for k in range(GAUSSIAN_SCALE_LEVELS - 1)]
     return LaplaceTable(
         scales=np.asarray(scales), boundaries=np.asarray(boundaries, dtype=np.float32),
         radii=np.asarray(radii, dtype=np.int64), frequencies=tuple(frequencies),
