@@ -1,6 +1,6 @@
 """nvc1b against DCVC-SDD (P-frames) and DCVC-DC (intra) run on CPU with seeded weights: the numbers stored in
 tests/fixtures/dcvc (see its README), reached through checkpoint files in the published format and
-``nvc1b import``'s mapping. Intra frame and 3 chained P-frames, 64×64 and 72×88 (padding), q_index 0 and 3."""
+``nvc1b import``'s mapping. Intra frame and 3 chained P-frames, 64×64 and 72×88 (padding), q_index 0 and 3, and fine level 42 of 64."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 from helpers.dcvc_published import FIXTURES, write_published
 from nvc1b.importers.convert import import_dcvc_sdd
-from nvc1b.model.quantization import RateEstimator
+from nvc1b.model.quantization import RateEstimator, fine_level_to_q_index
 
-CASES = ("64x64_q0", "64x64_q3", "72x88_q0", "72x88_q3")
+CASES = ("64x64_q0", "64x64_q3", "72x88_q0", "72x88_q3", "64x64_q42_fine")
 TOL = 1e-5
 BITS_RTOL = 1e-4
 
@@ -70,7 +70,7 @@ def test_intra_and_three_p_frames_match_the_references(imported, manifest, case)
     info = manifest["cases"][case]
     ref = load_file(str(FIXTURES / info["file"]))
     frames = load_file(str(FIXTURES / info["inputs"]))["frames"]
-    q = info["q_index"]
+    q = info["q_index"] if info["q_in_ckpt"] else fine_level_to_q_index(info["q_index"])  # anchor or fine level
     model = imported
     contexts = {}
     hook = model.temporal_context_mining.register_forward_hook(lambda m, a, o: contexts.update(c=o[0]))

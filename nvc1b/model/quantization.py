@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -38,14 +39,19 @@ def as_q_index(q_index: float | int | Tensor | list, batch: int, device: torch.d
 
 
 def fine_level_to_q_index(level: int) -> float:
-    """Map one of the 64 inference levels to a rate position ``3·level/63``; levels 0 and 63 are anchors 0 and 3.
+    """Map one of the 64 inference levels to a rate position ``3·level/63`` (DCVC's fine levels).
 
-    A fractional rate position sets the quantisation steps log-linearly between anchor 0 and anchor 3 (DCVC's
-    fine levels); levels 21 and 42 fall on the integers 1 and 2 and so use anchors 1 and 2 themselves.
+    A fractional rate position sets the quantisation steps log-linearly between anchor 0 and anchor 3, as DCVC's
+    64 fine levels do; an integer one uses that anchor's own steps (the four trained rate points). Levels 21 and
+    42 would land on the integers 1 and 2, so they are moved one float32 step below them: they take the log line
+    like every other fine level (the anchor and the line differ there; the rate moves by ~1e-7).
     """
     if not 0 <= level < FINE_LEVELS:
         raise ValueError(f"fine rate level must be in 0..{FINE_LEVELS - 1}, got {level}")
-    return level * (len(LAMBDAS) - 1) / (FINE_LEVELS - 1)
+    q = level * (len(LAMBDAS) - 1) / (FINE_LEVELS - 1)
+    if 0 < level < FINE_LEVELS - 1 and q == round(q):
+        q = float(np.nextafter(np.float32(q), np.float32(0)))
+    return q
 
 
 def _log_interp(log_values: Tensor, q: Tensor) -> Tensor:
@@ -61,15 +67,28 @@ def lambda_for(q_index: Tensor, lambdas: tuple[float, ...] = LAMBDAS) -> Tensor:
     return _log_interp(table, q_index.float()).exp()
 
 
+def dcvc_fine_scales(scales: Tensor) -> np.ndarray:
+    """DCVC's 64 fine-level factors from per-anchor ``scales``, computed exactly as its test code does (numpy,
+    float32): ``exp(linspace(log s_0, log s_last, 64))``."""
+    a = scales.detach().to("cpu", torch.float32).numpy()
+    return np.exp(np.linspace(np.log(a[0]), np.log(a[-1]), FINE_LEVELS))
+
+
 def anchor_or_fine(scales: Tensor, q_index: Tensor) -> Tensor:
     """Per-sample factor (B,) from per-anchor ``scales`` (A,): the anchor's own value at an integer rate
-    position; between integers, exp of the line from log scales[0] to log scales[-1] at q/(A−1) (DCVC's 64
-    fine levels: ``exp(linspace(log s_0, log s_3, 64))``)."""
+    position; between integers, exp of the line from log scales[0] to log scales[-1] at q/(A−1) (DCVC's 64 fine
+    levels lie on it). Without autograd (evaluation, coding) a rate position within 1e-4 of a fine level takes
+    that level's factor as DCVC computes it (``dcvc_fine_scales``), bit for bit."""
     last = scales.numel() - 1
     anchor = scales[q_index.round().long().clamp(0, last)]
-    t = q_index / last
     log_lo, log_hi = scales[0].log(), scales[last].log()
-    fine = (log_lo + (log_hi - log_lo) * t).exp()
+    fine = (log_lo + (log_hi - log_lo) * (q_index / last)).exp()
+    if not torch.is_grad_enabled() and scales.device.type != "meta" and not torch.compiler.is_compiling():
+        grid = q_index * (FINE_LEVELS - 1) / last
+        level = grid.round()
+        table = torch.from_numpy(dcvc_fine_scales(scales)).to(scales.device, scales.dtype)
+        on_level = (grid - level).abs() < 1e-4
+        fine = torch.where(on_level, table[level.long().clamp(0, FINE_LEVELS - 1)], fine)
     return torch.where(q_index == q_index.round(), anchor, fine)
 
 
