@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -11,12 +13,14 @@ from nvc1b.cli.main import main
 from nvc1b.coding import decode_sequence, encode_sequence, load_coding_model
 from nvc1b.coding.runtime import coding_context
 from nvc1b.config.model import load_preset
-from nvc1b.errors import WeightsError
+from nvc1b.errors import ConfigError, WeightsError
 from nvc1b.importers.convert import import_dcvc_dc_intra
 from nvc1b.importers.dcvc_sdd import map_p_frame
 from nvc1b.model.codec import VideoCodec
 from nvc1b.model.export import read_metadata, save_model
 from nvc1b.model.quantization import RateEstimator
+from nvc1b.train.schedule import load_schedule
+from nvc1b.train.stage import stage_start_model
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +28,15 @@ def published(tmp_path_factory):
     return write_published(tmp_path_factory.mktemp("published"))
 
 
-def test_imported_export_decodes_to_the_evaluation_forward_and_to_the_reference(published, tmp_path, capsys):
-    out = tmp_path / "sdd.safetensors"
+@pytest.fixture(scope="module")
+def imported_export(published, tmp_path_factory):
+    out = tmp_path_factory.mktemp("imported") / "sdd.safetensors"
     assert main(["import", "dcvc-sdd", str(published[0]), "--intra", str(published[1]), "--out", str(out)]) == 0
-    assert "every tensor mapped" in capsys.readouterr().out
+    return out
+
+
+def test_imported_export_decodes_to_the_evaluation_forward_and_to_the_reference(imported_export):
+    out = imported_export
     assert "DCVC-SDD" in read_metadata(out)["imported_from"]
     codec = load_coding_model(out)
     info = manifest()["cases"]["64x64_q3"]
@@ -88,3 +97,15 @@ def test_an_export_of_the_earlier_model_is_refused_naming_its_version(tiny_model
     save_file(load_file(str(path)), str(path), metadata=meta)
     with pytest.raises(WeightsError, match="nvc1b-model/1 export"):
         read_metadata(path)
+
+
+def test_a_schedule_starts_from_the_imported_export(imported_export, tmp_path):
+    text = (Path(__file__).parents[1] / "stages" / "demo.yaml").read_text().replace("preset: tiny", "preset: sdd-21m")
+    schedule_path = tmp_path / "finetune.yaml"
+    schedule_path.write_text(f"init_weights: {imported_export}\n" + text)
+    start = stage_start_model(load_schedule(schedule_path), 0, tmp_path / "run")
+    stored = load_file(str(imported_export))
+    assert all(torch.equal(v, stored[k]) for k, v in start.state_dict().items())
+    schedule_path.write_text(f"init_weights: {imported_export}\n" + text.replace("preset: sdd-21m", "preset: tiny"))
+    with pytest.raises(ConfigError, match="key 'init_weights'.*not the architecture of the schedule's preset 'tiny'"):
+        stage_start_model(load_schedule(schedule_path), 0, tmp_path / "run")

@@ -162,6 +162,9 @@ class Schedule(Strict):
     """Seconds between those progress lines at the latest."""
     spynet_weights: Optional[str] = None
     """Local file with pre-trained SpyNet weights, loaded before the first stage."""
+    init_weights: Optional[str] = None
+    """An nvc1b export the first stage starts from instead of a seeded fresh model (e.g. DCVC-SDD's released weights
+    from ``nvc1b import dcvc-sdd``, to fine-tune); its architecture must be the preset's."""
     colorspace: Literal["rgb", "yuv"] = "rgb"
     """What the model codes: rgb (RGB MSE), or yuv (BT.709 4:2:0 as nearest 4:4:4, (6·Y + U + V)/8-weighted MSE)."""
     stages: list[Stage] = Field(min_length=1)

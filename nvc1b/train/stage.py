@@ -114,10 +114,22 @@ def stage_start_model(schedule: Schedule, index: int, run_dir: Path) -> VideoCod
                 f"stage {index} ('{schedule.stages[index].name}') starts from stage {earlier} "
                 f"('{schedule.stages[earlier].name}'), which has no export in {path.parent}: run it first"
             )
+    if schedule.init_weights:
+        return _initial_export(schedule)
     torch.manual_seed(schedule.seed)
     codec = VideoCodec(load_preset(schedule.preset))
     if schedule.spynet_weights:
         codec.load_pretrained("spynet", schedule.spynet_weights)
+    return codec
+
+
+def _initial_export(schedule: Schedule) -> VideoCodec:
+    """The export named by ``init_weights``, checked to have the schedule preset's architecture."""
+    codec = load_model(schedule.init_weights)
+    ignore = {"name", "description", "reference"}
+    if codec.config.model_dump(exclude=ignore) != load_preset(schedule.preset).model_dump(exclude=ignore):
+        raise ConfigError(f"key 'init_weights': {schedule.init_weights} holds a '{codec.config.name}' model, not the "
+                          f"architecture of the schedule's preset '{schedule.preset}'")
     return codec
 
 
