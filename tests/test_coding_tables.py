@@ -14,12 +14,12 @@ from nvc1b.model.discrete import (
     PRECISION,
     SCALE_LEVELS,
     SCALE_MAX,
+    SCALE_MIN,
     FactorizedTable,
     factorized_table,
     laplace_table,
     quantize_pmf,
 )
-from nvc1b.model.discrete import SCALE_MIN
 from nvc1b.model.likelihood import FactorizedPrior, laplace_probability
 
 # Streams carry no copy of the Laplace tables: changing them (constants or code) must bump the bitstream version.

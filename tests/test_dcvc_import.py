@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.dcvc_published import FIXTURES, manifest, reference_state, write_published
 from safetensors.torch import load_file, save_file
 
-from helpers.dcvc_published import FIXTURES, manifest, reference_state, write_published
 from nvc1b.cli.main import main
 from nvc1b.coding import decode_sequence, encode_sequence, load_coding_model
 from nvc1b.coding.runtime import coding_context
@@ -47,8 +47,10 @@ def test_imported_export_decodes_to_the_evaluation_forward_and_to_the_reference(
     with coding_context(codec.device, 1), torch.no_grad():  # the evaluation forward, as the coder runs it
         state, recon = None, []
         for t, frame in enumerate(frames):
-            step = codec.model.intra_step if t == 0 else lambda x, q, coder: codec.model.inter_step(x, state, q, coder)
-            o = step(frame[None], 3, coder=RateEstimator("round"))
+            if t == 0:
+                o = codec.model.intra_step(frame[None], 3, coder=RateEstimator("round"))
+            else:
+                o = codec.model.inter_step(frame[None], state, 3, coder=RateEstimator("round"))
             state = o.state
             recon.append(o.x_hat[0])
     assert torch.equal(decoded.frames, torch.stack(recon))

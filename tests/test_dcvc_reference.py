@@ -8,9 +8,9 @@ import json
 
 import pytest
 import torch
+from helpers.dcvc_published import FIXTURES, write_published
 from safetensors.torch import load_file
 
-from helpers.dcvc_published import FIXTURES, write_published
 from nvc1b.importers.convert import import_dcvc_sdd
 from nvc1b.model.quantization import RateEstimator, fine_level_to_q_index
 

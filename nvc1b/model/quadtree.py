@@ -4,6 +4,7 @@ their Laplace parameters from everything decoded so far (3 step adaptors feeding
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 import torch
@@ -49,7 +50,7 @@ class QuadtreeSpatialPrior(nn.Module):
         self.step_adaptors = nn.ModuleList([conv1x1(4 * channels, width) for _ in range(3)])
         # output_block (DCVC-DC's intra): the last of ``depth`` blocks runs at the output width 2C
         widths = [width] * (depth - int(output_block)) + [2 * channels] * (1 + int(output_block))
-        self.net = BlockStack([make_block(block_type, i, o, block) for i, o in zip(widths, widths[1:])])
+        self.net = BlockStack([make_block(block_type, i, o, block) for i, o in itertools.pairwise(widths)])
 
     def forward(self, y: Tensor | None, common: Tensor, coder: LatentCoder, key: str) -> tuple[Tensor, Tensor]:
         """Return ŷ (B, C, h, w) and its bits (B,). ``y`` is None when decoding."""

@@ -5,10 +5,10 @@ merged with a ConvLSTM long-term reference into the contexts C⁰ (H), C¹ (H/2)
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config.model import Interface, TemporalContextMining as TCMConfig
+from ..config.model import Interface
+from ..config.model import TemporalContextMining as TCMConfig
 from .blocks import BlockType, stack
 from .hierarchy import adaptor_index
 from .layers import ConvLSTMCell, ResBlock, conv1x1, conv3x3, down2, structure_detail, subpel_conv, up2
