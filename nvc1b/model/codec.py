@@ -176,10 +176,10 @@ class VideoCodec(nn.Module):
         if part not in modules:
             raise WeightsError(f"unknown part '{part}' for pre-trained weights: choose one of {', '.join(modules)}")
         if part == "intra" and not prefix:
-            from ..importers.checkpoints import read_dcvc_checkpoint
             from ..importers.dcvc_dc import is_dcvc_dc_intra, map_intra
+            from .weights import read_state_dict
 
-            state = read_dcvc_checkpoint(path)
+            state = read_state_dict(path)
             if is_dcvc_dc_intra(state):  # DCVC-DC's released intra model, mapped tensor by tensor
                 self.intra.load_state_dict(map_intra(state, self.intra.state_dict(), str(path)))
                 return "dcvc-dc"
