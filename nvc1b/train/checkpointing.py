@@ -184,9 +184,16 @@ def _prune(root: Path, keep: int, protect: str) -> None:
 
 def load_same_world(engine, run_dir: Path, tag: str) -> None:
     """Restore model and optimizer exactly (the checkpoint was written by as many ranks as there are now)."""
-    path, _ = engine.load_checkpoint(
-        str(checkpoint_dir(run_dir)), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=False
-    )
+    try:
+        path, _ = engine.load_checkpoint(
+            str(checkpoint_dir(run_dir)), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=False
+        )
+    except RuntimeError as exc:  # strict loading: the tensors are not this model's (an earlier nvc1b model version)
+        if "state_dict" not in str(exc):
+            raise
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), "")
+        raise NvcError(f"{checkpoint_dir(run_dir) / tag}: the checkpoint's tensors do not fit this model (written by "
+                       f"another preset or an earlier nvc1b model version): {first[:160]}") from None
     if path is None:
         raise NvcError(f"{checkpoint_dir(run_dir) / tag}: DeepSpeed could not load this checkpoint")
 
