@@ -111,3 +111,16 @@ def test_a_schedule_starts_from_the_imported_export(imported_export, tmp_path):
     schedule_path.write_text(f"init_weights: {imported_export}\n" + text.replace("preset: sdd-21m", "preset: tiny"))
     with pytest.raises(ConfigError, match="key 'init_weights'.*not the architecture of the schedule's preset 'tiny'"):
         stage_start_model(load_schedule(schedule_path), 0, tmp_path / "run")
+
+
+def test_resuming_a_checkpoint_of_the_earlier_model_is_one_line(tmp_path):
+    from nvc1b.errors import NvcError
+    from nvc1b.train.checkpointing import load_same_world
+
+    class Engine:  # DeepSpeed's strict module load of tensors written by the earlier model
+        def load_checkpoint(self, *args, **kwargs):
+            raise RuntimeError("Error(s) in loading state_dict for ClipLoss:\n\tMissing key(s) in state_dict: "
+                               '"codec.motion_codec.rate.enc_scale".\n\tUnexpected key(s) in state_dict: ...')
+
+    with pytest.raises(NvcError, match=r"global_step7: the checkpoint's tensors do not fit this model .*enc_scale"):
+        load_same_world(Engine(), tmp_path, "global_step7")
