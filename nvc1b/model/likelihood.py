@@ -1,5 +1,6 @@
 """Probability models of quantised latents: the Laplace conditional for m̂ and ŷ, the Gaussian for the intra
-latent (DCVC-DC's), and the factorized (Ballé) prior for the hyper-latents. Both give bits per element, computed in fp32 with autocast off."""
+latent (DCVC-DC's), and the factorized (Ballé) prior for the hyper-latents. All give bits per element as DCVC
+estimates them, computed in fp32 with autocast off."""
 
 from __future__ import annotations
 
