@@ -70,9 +70,11 @@ def _gaussian_pmf(scale: Decimal, tail: Decimal) -> list[Decimal]:
         edges.append(_erf(ctx.multiply(ctx.add(v, half), inv)))
         if v >= 1 and ctx.multiply(half, ctx.subtract(1, edges[-1])) <= tail:
             break
-    # side[v − 1] = P(v), v = 1 … R
-    side = [ctx.multiply(half, ctx.subtract(edges[v], edges[v - 1])) for v in range(1, len(edges))]
-    escape = ctx.multiply(half, ctx.subtract(1, edges[-1]))
+    # side[v − 1] = P(v), v = 1 … R; the max(0, ·) only guards masses below the working precision (the smallest
+    # scale's tail, ~1e-42 against 50 digits)
+    zero = Decimal(0)
+    side = [max(zero, ctx.multiply(half, ctx.subtract(edges[v], edges[v - 1]))) for v in range(1, len(edges))]
+    escape = max(zero, ctx.multiply(half, ctx.subtract(1, edges[-1])))
     return [escape, *reversed(side), edges[0], *side, escape]
 
 
