@@ -6,22 +6,26 @@ entry holds seed, gain and q_basic) without the reference code:
 
     state = build_state_dict(load_inventory("tests/fixtures/dcvc/sdd_pframe_inventory.json"))
 
-The rule, per state-dict key (``gen`` = a CPU ``torch.Generator`` seeded with ``zlib.crc32(key, seed)``, the key's
-CRC-32 started from the seed; every draw a float32 ``torch.randn`` of the key's shape, then cast to the inventory's
-dtype):
+The rule, per state-dict key, with the parameters of ``weight_rule(inventory)`` (the inventory's "weights" entry over
+the defaults below); ``gen`` = a CPU ``torch.Generator`` seeded with ``zlib.crc32(key, seed)``, the key's CRC-32
+started from the seed; every draw a float32 ``torch.randn`` of the key's shape, then cast to the inventory's dtype:
 
 - quantisation anchors (last name contains ``q_scale``, 4 values): the fixed ladder ``Q_SCALE_ENC`` for encoder-side
   keys, ``Q_SCALE_DEC`` where the name contains ``dec`` (no draw);
-- quantisation bases (last name contains ``q_basic``): ``q_basic * exp(0.2 * N(0, 1))``, positive;
+- quantisation bases (last name contains ``q_basic``): ``m * exp(0.2 * N(0, 1))`` with ``m`` = ``q_basic_keys[key]``
+  if given, else ``q_basic_dec`` for names containing ``dec``, else ``q_basic_enc``;
 - bit-estimator parameters (key starts with ``bit_estimator``, last name ``h``/``b``/``a``): ``0.3, 0.3, 0.5`` times
   ``N(0, 1)``;
 - other tensors with 2 or more dimensions (convolution kernels): ``N(0, g**2 / fan_in)``,
   ``fan_in = shape[1] * prod(shape[2:])`` (a depthwise kernel's fan-in is its window), ``g = gain``, times
-  ``FFN2_OUT`` for the output projection of DCVC-DC's gated feed-forward (keys ending ``conv_out.weight``: its
-  product term is quadratic in the input and diverges at full gain);
-- the last layer (weight and bias, in inventory order) of the hyper encoders named in ``HYPER_ENC`` is then
-  multiplied by that factor, so that the rounded hyper-latents are a mix of zeros and non-zeros;
+  ``ffn2_out`` for the output projection of DCVC-DC's gated feed-forward (keys ending ``conv_out.weight``: its
+  product term is quadratic in the input and diverges otherwise);
+- the last layer (weight and bias, in inventory order) of each top-level module named in ``hyper_enc`` is then
+  multiplied by its factor, so that the rounded hyper-latents are a mix of zeros and non-zeros;
 - biases and any other 1-D tensor: ``0.01 * N(0, 1)``; integer tensors (none in the references): zeros.
+
+The fixtures use contractive networks (gain < 1) whose rate parameters scale the latents up and the decoders'
+inputs back down: rounded latents are a mix of zeros and non-zeros, and float noise is not amplified.
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ def make_tensor(key: str, shape: tuple[int, ...], rule: Mapping) -> torch.Tensor
             raise ValueError(f"{key}: expected {len(ladder)} anchors, inventory says shape {shape}")
         return torch.tensor(ladder, dtype=torch.float32).reshape(shape)
     if "q_basic" in last:
-        return rule["q_basic_dec" if "dec" in last else "q_basic_enc"] * torch.exp(0.2 * _normal(shape, gen))
+        scale = rule.get("q_basic_keys", {}).get(key, rule["q_basic_dec" if "dec" in last else "q_basic_enc"])
+        return scale * torch.exp(0.2 * _normal(shape, gen))
     if key.startswith("bit_estimator") and last in ("h", "b", "a"):
         return {"h": 0.3, "b": 0.3, "a": 0.5}[last] * _normal(shape, gen)
     if len(shape) >= 2:
