@@ -36,7 +36,7 @@ from helpers.dcvc_weights import build_state_dict, dtype_name, state_dict_checks
 P_WEIGHTS = {"seed": 1405, "gain": 0.75, "q_basic_enc": 25.0, "q_basic_dec": 0.3,
              "q_basic_keys": {"mv_y_q_basic_dec": 5.0},
              "hyper_enc": {"mv_hyper_prior_encoder": 40.0, "contextual_hyper_prior_encoder": 15.0}}
-I_WEIGHTS = {"seed": 1406, "gain": 0.85, "q_basic_enc": 4.0, "q_basic_dec": 0.6, "hyper_enc": {"hyper_enc": 3.0}}
+I_WEIGHTS = {"seed": 1408, "gain": 0.85, "q_basic_enc": 4.0, "q_basic_dec": 0.6, "hyper_enc": {"hyper_enc": 3.0}}
 # (height, width, q_in_ckpt, q_index, frames): the four anchor cases the test script runs with 4-anchor
 # checkpoints (q_in_ckpt=True), and one on the 64 interpolated levels (q_in_ckpt=False) long enough (frame 5) to
 # reach feature_adaptor2.
