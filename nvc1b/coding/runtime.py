@@ -11,9 +11,12 @@ from pathlib import Path
 
 import torch
 
-from ..model.codec import VideoCodec
+from torch import nn
+
+from ..families import family_of
+from ..families.export import load_export
 from ..model.discrete import PRECISION, SCALE_LEVELS, SCALE_MAX, TAIL_BITS, FactorizedTable
-from ..model.export import ModelExport, load_export
+from ..model.export import ModelExport
 from ..model.likelihood import SCALE_MIN
 from .container import FINGERPRINT_BYTES
 from .tables import CodingTables
@@ -23,7 +26,8 @@ from .tables import CodingTables
 class CodingModel:
     """An exported model on a device, with its coding tables and the fingerprint streams carry."""
 
-    model: VideoCodec
+    model: nn.Module
+    """The model of any family (its steps: ``intra_step`` / ``inter_step``)."""
     tables: CodingTables
     fingerprint: bytes
     """16 bytes identifying preset, weights and coding tables; a stream decodes only with the same."""
@@ -34,6 +38,18 @@ class CodingModel:
     @property
     def preset(self) -> str:
         return self.model.config.name
+
+    @property
+    def family(self) -> str:
+        return family_of(self.model).name
+
+    def symbol_encoder(self, where: str):
+        """The family's bitstream coder for one frame (encoder side)."""
+        return family_of(self.model).symbol_coders()[0](self.tables, where=where)
+
+    def symbol_decoder(self, payload: bytes, where: str):
+        """The family's bitstream coder for one frame payload (decoder side)."""
+        return family_of(self.model).symbol_coders()[1](self.tables, payload, where=where)
 
     @classmethod
     def from_export(cls, export: ModelExport, device: str | torch.device | None = None) -> CodingModel:

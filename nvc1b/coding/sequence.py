@@ -30,7 +30,6 @@ from .container import (
     recon_check,
     seal,
 )
-from .entropy import SymbolDecoder, SymbolEncoder
 from .runtime import CodingModel, coding_context
 
 log = logging.getLogger(__name__)
@@ -142,7 +141,7 @@ class SequenceEncoder:
         device = self.codec.device
         x = frame.to(device=device, dtype=torch.float32)[None]
         frame_type = header.frame_type(index)
-        coder = SymbolEncoder(self.codec.tables, where=f"frame {index}")
+        coder = self.codec.symbol_encoder(where=f"frame {index}")
         start = time.perf_counter()
         with coding_context(device, header.cpu_threads):
             out = _step(self.codec, frame_type, x, self._state, header, coder)
@@ -190,7 +189,7 @@ class SequenceDecoder:
 
     def _decode(self, record: FrameRecord, state: ReferenceState | None) -> tuple[FrameStats, Tensor, ReferenceState]:
         device = self.codec.device
-        coder = SymbolDecoder(self.codec.tables, record.payload, where=record.where)
+        coder = self.codec.symbol_decoder(record.payload, where=record.where)
         start = time.perf_counter()
         try:
             with coding_context(device, self.cpu_threads):

@@ -1,0 +1,173 @@
+"""VCT's transformer entropy model (paper Section 3.2, Fig. 3).
+
+The current latent is split into non-overlapping w_c×w_c blocks, each previous latent into overlapping
+w_p×w_p blocks (stride w_c) centred on them; blocks are independent and run as one batch. T_sep encodes each
+previous block, T_joint mixes the two (2·w_p² tokens, with a learned temporal position embedding), and the masked
+T_cur predicts a Gaussian mean and scale per channel for each of the w_c² current tokens from a learned start token,
+the tokens before it and z_joint (cross-attention).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import EntropyModel as EntropyConfig
+
+SCALE_MIN = 0.11
+"""Smallest predicted scale (as the Laplace scale floor of the NVC family)."""
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm multi-head self-attention and MLP."""
+
+    def __init__(self, d: int, heads: int, expansion: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, expansion * d), nn.GELU(), nn.Linear(expansion * d, d))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class MaskedConditionalLayer(nn.Module):
+    """T_cur's layer: causal self-attention, cross-attention to z_joint (keys and values), MLP."""
+
+    def __init__(self, d: int, heads: int, expansion: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d)
+        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(d)
+        self.cross_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.norm3 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, expansion * d), nn.GELU(), nn.Linear(expansion * d, d))
+
+    def forward(self, x: Tensor, memory: Tensor, causal: Tensor) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.self_attn(h, h, h, attn_mask=causal, need_weights=False)[0]
+        h = self.norm2(x)
+        x = x + self.cross_attn(h, memory, memory, need_weights=False)[0]
+        return x + self.mlp(self.norm3(x))
+
+
+def _head(d: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, out))
+
+
+class TemporalMixer(nn.Module):
+    """T_sep (per previous block) and T_joint (over the previous blocks together) → z_joint."""
+
+    def __init__(self, cfg: EntropyConfig, latent_channels: int):
+        super().__init__()
+        d, p = cfg.d_model, cfg.previous_block
+        self.embed = nn.Linear(latent_channels, d)
+        self.embed_norm = nn.LayerNorm(d)
+        self.position_sep = nn.Parameter(torch.randn(p * p, d) * 0.02)
+        self.sep = nn.ModuleList(EncoderLayer(d, cfg.heads, cfg.mlp_expansion) for _ in range(cfg.sep_layers))
+        self.position_joint = nn.Parameter(torch.randn(cfg.context_frames * p * p, d) * 0.02)
+        """The learned temporal position embedding added to T_joint's input."""
+        self.joint = nn.ModuleList(EncoderLayer(d, cfg.heads, cfg.mlp_expansion) for _ in range(cfg.joint_layers))
+        self.norm = nn.LayerNorm(d)
+
+    def separate(self, tokens: Tensor) -> Tensor:
+        """T_sep: (N, w_p², d_C) normalised tokens of previous blocks → (N, w_p², d_T)."""
+        x = self.embed_norm(self.embed(tokens)) + self.position_sep
+        for layer in self.sep:
+            x = layer(x)
+        return x
+
+    def mix(self, separate: list[Tensor]) -> Tensor:
+        """T_joint over the T_sep outputs of the previous latents, oldest first → z_joint (N, 2·w_p², d_T)."""
+        x = torch.cat(separate, dim=1) + self.position_joint
+        for layer in self.joint:
+            x = layer(x)
+        return self.norm(x)
+
+
+class CurrentBlockModel(nn.Module):
+    """T_cur: masked conditional transformer over the w_c² tokens of a current block."""
+
+    def __init__(self, cfg: EntropyConfig, latent_channels: int):
+        super().__init__()
+        d, tokens = cfg.d_model, cfg.current_block ** 2
+        self.start = nn.Parameter(torch.zeros(latent_channels))
+        """t_S: the learned start token."""
+        self.embed = nn.Linear(latent_channels, d)
+        self.embed_norm = nn.LayerNorm(d)
+        self.position = nn.Parameter(torch.randn(tokens, d) * 0.02)
+        self.layers = nn.ModuleList(
+            MaskedConditionalLayer(d, cfg.heads, cfg.mlp_expansion) for _ in range(cfg.cur_layers)
+        )
+        self.norm = nn.LayerNorm(d)
+        self.mean = _head(d, latent_channels)
+        self.scale = _head(d, latent_channels)
+        self.register_buffer("causal", torch.ones(tokens, tokens).triu(1).bool(), persistent=False)
+
+    def forward(self, tokens: Tensor, z_joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Normalised current tokens (N, w_c², d_C) → means, scales (N, w_c², d_C) and z_cur (N, w_c², d_T).
+
+        Prediction k sees the start token and tokens 0..k-1 only (inputs shifted right, causal mask)."""
+        n = tokens.shape[0]
+        shifted = torch.cat([self.start.expand(n, 1, -1), tokens[:, :-1]], dim=1)
+        x = self.embed_norm(self.embed(shifted)) + self.position
+        for layer in self.layers:
+            x = layer(x, z_joint, self.causal)
+        z_cur = self.norm(x)
+        scales = F.softplus(self.scale(z_cur)).clamp_min(SCALE_MIN)
+        return self.mean(z_cur), scales, z_cur
+
+
+class TransformerEntropyModel(nn.Module):
+    """The entropy model of VCT: temporal mixer + T_cur, with the block tokenisation of the latents."""
+
+    def __init__(self, cfg: EntropyConfig, latent_channels: int, latent_scale: float):
+        super().__init__()
+        self.cfg = cfg
+        self.latent_scale = latent_scale
+        self.mixer = TemporalMixer(cfg, latent_channels)
+        self.current = CurrentBlockModel(cfg, latent_channels)
+
+    @property
+    def tokens_per_block(self) -> int:
+        return self.cfg.current_block ** 2
+
+    def current_tokens(self, y: Tensor) -> Tensor:
+        """(B, C, h, w) → (B·n_h·n_w, w_c², C): non-overlapping w_c×w_c blocks, raster order inside a block."""
+        b, c, h, w = y.shape
+        s = self.cfg.current_block
+        t = y.reshape(b, c, h // s, s, w // s, s).permute(0, 2, 4, 3, 5, 1)
+        return t.reshape(b * (h // s) * (w // s), s * s, c)
+
+    def untokenize(self, tokens: Tensor, b: int, h: int, w: int) -> Tensor:
+        """Inverse of ``current_tokens`` for (B·n, w_c², D) → (B, D, h, w)."""
+        s = self.cfg.current_block
+        d = tokens.shape[-1]
+        t = tokens.reshape(b, h // s, w // s, s, s, d).permute(0, 5, 1, 3, 2, 4)
+        return t.reshape(b, d, h, w)
+
+    def previous_tokens(self, y: Tensor) -> Tensor:
+        """(B, C, h, w) → (B·n_h·n_w, w_p², C): w_p×w_p blocks with stride w_c centred on the current blocks
+        (zero outside the latent)."""
+        b, c, h, w = y.shape
+        s, p = self.cfg.current_block, self.cfg.previous_block
+        pad = (p - s) // 2
+        cols = F.unfold(F.pad(y, (pad, pad, pad, pad)), kernel_size=p, stride=s)  # (B, C·p², n)
+        n = cols.shape[-1]
+        return cols.reshape(b, c, p * p, n).permute(0, 3, 2, 1).reshape(b * n, p * p, c)
+
+    def separate(self, y_hat: Tensor) -> Tensor:
+        """T_sep of one decoded latent (run once per latent; its output is reused by the next frames)."""
+        return self.mixer.separate(self.previous_tokens(y_hat) / self.latent_scale)
+
+    def joint(self, separate: list[Tensor]) -> Tensor:
+        """z_joint from the T_sep outputs of the previous latents (oldest first)."""
+        return self.mixer.mix(separate)
+
+    def predict(self, tokens: Tensor, z_joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """T_cur on (N, w_c², C) un-normalised current tokens → means, scales, z_cur."""
+        return self.current(tokens / self.latent_scale, z_joint)
