@@ -123,7 +123,7 @@ class SequenceEncoder:
         self.codec = codec
         self.header = StreamHeader(
             fingerprint=codec.fingerprint, width=width, height=height, frame_count=frame_count,
-            intra_period=intra_period, q_index=float(np.float32(q_index)), cpu_threads=threads,
+            intra_period=intra_period, q_index=float(np.float32(q_index)), cpu_threads=threads, family=codec.family,
         )
         self._records: list[bytes] = [self.header.pack()]
         self._state: ReferenceState | None = None
@@ -172,9 +172,14 @@ class SequenceDecoder:
         self.stream = bytes(stream)
         self.header = read_header(self.stream)
         self.records = read_frames(self.stream, self.header)
+        if self.header.family != codec.family:
+            raise BitstreamError(
+                f"header (byte 4): stream was encoded by a {self.header.family} model but {codec.source} is a "
+                f"{codec.family} model (preset '{codec.preset}'): wrong checkpoint"
+            )
         if self.header.fingerprint != codec.fingerprint:
             raise BitstreamError(
-                f"header (byte 4): stream was encoded with model {self.header.fingerprint.hex()} but "
+                f"header (byte 5): stream was encoded with model {self.header.fingerprint.hex()} but "
                 f"{codec.source} is model {codec.fingerprint.hex()} (preset '{codec.preset}'): "
                 "wrong checkpoint"
             )

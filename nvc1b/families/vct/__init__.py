@@ -31,12 +31,12 @@ def _count(config: VctConfig) -> PartCount:
     parts["encoder"] += sum(p.numel() for p in model.rate.parameters())
     em = model.entropy_model
     extra = {
-        "hyperprior": sum(p.numel() for p in model.hyperprior.parameters()),
         "T_sep": sum(p.numel() for p in em.mixer.sep.parameters()) + em.mixer.position_sep.numel()
         + sum(p.numel() for p in em.mixer.embed.parameters()) + sum(p.numel() for p in em.mixer.embed_norm.parameters()),
         "T_joint": sum(p.numel() for p in em.mixer.joint.parameters()) + em.mixer.position_joint.numel()
         + sum(p.numel() for p in em.mixer.norm.parameters()),
         "T_cur": sum(p.numel() for p in em.current.parameters()),
+        "hyperprior": sum(p.numel() for p in model.hyperprior.parameters()),
     }
     return PartCount(config.name, "vct", parts, extra)
 
