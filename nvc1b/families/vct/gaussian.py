@@ -67,6 +67,7 @@ def symbol_table(scale_level: int, offset_level: int) -> SymbolTable:
 def table_levels(means: Tensor, scales: Tensor) -> tuple[Tensor, Tensor]:
     """(round(μ), level index) of every position: scale level × OFFSET_LEVELS + offset level. Only rounding and
     comparisons with fixed float32 constants, so both sides agree wherever they computed the same μ and σ."""
+    means, scales = means.contiguous(), scales.contiguous()
     centre = torch.round(means)
     scale_level = torch.bucketize(scales, SCALE_BOUNDARIES.to(scales.device))
     offset_level = torch.bucketize(means - centre, OFFSET_BOUNDARIES.to(means.device))
