@@ -179,3 +179,26 @@ def test_eval_and_report_next_to_an_nvc_model(tmp_path, tiny, tiny_config):
     report = (tmp_path / "report" / "report.md").read_text()
     assert "vct (vct-tiny)" in report and "nvc (tiny)" in report
     assert any(p.suffix == ".png" for p in (tmp_path / "report").iterdir())
+
+
+def test_a_sweep_mixes_families(tmp_path):
+    import yaml
+
+    from nvc1b.sweep.build import resolve_models
+    from nvc1b.sweep.plan import plan_sweep, render_plan
+    from nvc1b.sweep.runs import prepare_model
+    from nvc1b.sweep.spec import load_sweep
+
+    sweep = load_sweep("stages/sweeps/families.yaml")
+    models = resolve_models(sweep)
+    assert [family_of(m.config).name for m in models] == ["nvc", "vct", "vct", "vct"]
+    assert models[2].config.entropy_model.d_model == 128 and models[1].total < models[2].total < models[3].total
+    text = render_plan(sweep, plan_sweep(sweep, models))
+    assert "V3 (vct): encoder" in text and "N0" in text
+    for m in models[:2]:  # each model's schedule is its family's
+        run = prepare_model(sweep, tmp_path, m)
+        schedule = load_schedule(run.schedule)
+        assert family_of(load_model_config(schedule.preset)).name == family_of(m.config).name
+        parts = {s.parts for s in schedule.stages}
+        assert parts == ({"Transforms", "Transformers", "All"} if m.name == "V1" else {"Intra", "Inter", "Recon", "All"})
+        assert yaml.safe_load(run.preset.read_text()).get("family", "nvc") == family_of(m.config).name
