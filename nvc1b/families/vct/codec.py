@@ -7,6 +7,7 @@ An "I-frame" of VCT is a frame coded with zero-padded previous latents, as the f
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import torch
@@ -70,6 +71,9 @@ class VctCodec(nn.Module):
         self.hyperprior = MeanScaleHyperprior(config.hyperprior, t.latent_channels)
         self.rate = RateControl(t.latent_channels, t.latent_channels)
         """Variable rate: per-channel latent gains per λ anchor (nvc1b's per-sample λ, see the README)."""
+        self.component_seconds: dict[str, float] | None = None
+        """When a dict, each step adds the seconds of T_sep+T_joint, T_cur and D to it (paper Table 3's split;
+        entropy coding is the coder's own ``seconds``)."""
         for m in (self.lrp.project, self.lrp.block.body[-1]):  # f_LRP starts as zero: y′ = ŷ until stage III
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
@@ -163,14 +167,35 @@ class VctCodec(nn.Module):
         shape = (batch, self.config.transforms.latent_channels, hp // LATENT_STRIDE, wp // LATENT_STRIDE)
         y = None if x is None else self.analysis(x, q)
         zero = torch.zeros(shape, device=device)
+        clock = self._clock(device)
         z_joint = self.context(() if ref is None else ref.separate, zero)
+        clock("T_sep+T_joint")
+        coded_before = getattr(coder, "seconds", 0.0)
         latent = self.code_latent(y, z_joint, shape, coder)
+        clock("T_cur", getattr(coder, "seconds", 0.0) - coded_before)
         x_hat = self.synthesis(latent.y_hat, latent.z_cur, q, size)
+        clock("D")
         keep = self.config.entropy_model.context_frames
         previous = () if ref is None else ref.separate
         separate = (tuple(previous) + (self.entropy_model.separate(latent.y_hat),))[-keep:]
+        clock("T_sep+T_joint")  # T_sep runs once per latent: its output serves the next frames
         state = VctState(separate, 0 if ref is None else ref.frame_index + 1, size[0], size[1], latent.y_hat)
         return StepOutput(x_hat=x_hat, bits={"y": latent.bits}, state=state)
+
+    def _clock(self, device: torch.device):
+        """A lap timer adding to ``component_seconds`` (a no-op when that is None)."""
+        last = [time.perf_counter()]
+
+        def lap(name: str, minus: float = 0.0) -> None:
+            if self.component_seconds is None:
+                return
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            now = time.perf_counter()
+            self.component_seconds[name] = self.component_seconds.get(name, 0.0) + now - last[0] - minus
+            last[0] = now
+
+        return lap
 
     def load_pretrained(self, part: str, path: str, prefix: str = "") -> str:
         from ...errors import WeightsError
