@@ -100,7 +100,7 @@ def test_each_stage_of_table_1_through_the_engine(tmp_path):
     schedule.write_text(STAGES)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NVC1B_PROGRESS": "0"}
     done = subprocess.run([sys.executable, str(HELPER), str(schedule), "--run-dir", str(tmp_path / "run")],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "one optimizer step per clip-batch" in done.stderr  # VCT's stages never step per P-frame
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config.model import ModelConfig, load_preset
+from ..config.model import ModelConfig
 from ..model.counting import ParameterCount, count_parameters
 
 PART_TITLES = {

@@ -12,7 +12,13 @@ import torch
 from ..errors import WeightsError
 from ..model.discrete import FactorizedTable
 from ..model.export import (
-    TABLE_MARKER, ModelExport, coding_tables, read_metadata, resolve_weights, save_model, weights_fingerprint,
+    TABLE_MARKER,
+    ModelExport,
+    coding_tables,
+    read_metadata,
+    resolve_weights,
+    save_model,
+    weights_fingerprint,
 )
 from . import build_model, config_from_json
 
@@ -46,7 +52,7 @@ def load_export(path: str | Path, device: str | torch.device = "cpu") -> ModelEx
         packed.setdefault(name, {})[field] = state.pop(key)
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
-        key = sorted(missing or unexpected)[0]
+        key = min(missing or unexpected)
         raise WeightsError(f"{path}: tensor '{key}' is {'missing' if missing else 'unexpected'} for preset {config.name}")
     model.load_state_dict(state)
     try:

@@ -118,4 +118,4 @@ class VctClipLoss(nn.Module):
         return metrics
 
 
-__all__ = ["LATENT_STRIDE", "PART_SETS", "LOSSES_FOR_PARTS", "VctClipLoss", "set_trainable"]
+__all__ = ["LATENT_STRIDE", "LOSSES_FOR_PARTS", "PART_SETS", "VctClipLoss", "set_trainable"]

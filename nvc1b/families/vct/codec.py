@@ -37,7 +37,7 @@ class VctState:
     y_hat: Tensor | None = None
     """The last decoded latent ŷ_{i-1} (B, C, h, w)."""
 
-    def detach(self) -> "VctState":
+    def detach(self) -> VctState:
         return replace(self, separate=tuple(s.detach() for s in self.separate),
                        y_hat=None if self.y_hat is None else self.y_hat.detach())
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -57,7 +57,7 @@ class EntropyModel(Strict):
     """Previous latents the model conditions on."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "EntropyModel":
+    def _consistent(self) -> EntropyModel:
         if self.d_model % self.heads:
             raise ValueError(f"key 'd_model': {self.d_model} is not divisible by heads={self.heads}")
         if self.previous_block < self.current_block or (self.previous_block - self.current_block) % 2:
@@ -90,7 +90,7 @@ class VctConfig(Strict):
     """Latent residual prediction: D decodes y' = ŷ + f_LRP(z_cur) (the paper enables it in stage III)."""
     latent_scale: float = Field(35.0, gt=0)
     """Latents are divided by this before the token embeddings (the released code's normalisation)."""
-    reference: Optional[VctReference] = None
+    reference: VctReference | None = None
 
 
 SECTIONS: tuple[str, ...] = ("transforms", "hyperprior", "entropy_model")

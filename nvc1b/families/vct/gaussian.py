@@ -8,8 +8,9 @@ below with float64 CPU arithmetic only, so encoder and decoder on the same machi
 
 from __future__ import annotations
 
+import itertools
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -52,14 +53,14 @@ def _phi(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-@lru_cache(maxsize=None)
+@cache
 def symbol_table(scale_level: int, offset_level: int) -> SymbolTable:
     """The integer table of k = ŷ − round(μ) at one (scale, mean offset) level, escapes at both ends."""
     sigma = float(_scale_grid()[scale_level])
     offset = -0.5 + (offset_level + 0.5) / OFFSET_LEVELS
-    radius = int(math.ceil(TAIL_SIGMAS * sigma + 1))
+    radius = math.ceil(TAIL_SIGMAS * sigma + 1)
     edges = [_phi((k - 0.5 - offset) / sigma) for k in range(-radius, radius + 2)]
-    probabilities = [edges[0]] + [b - a for a, b in zip(edges[:-1], edges[1:])] + [1.0 - edges[-1]]
+    probabilities = [edges[0]] + [b - a for a, b in itertools.pairwise(edges)] + [1.0 - edges[-1]]
     probabilities = [max(p, 0.0) for p in probabilities]
     return SymbolTable.build(-radius, quantize_pmf(probabilities))
 

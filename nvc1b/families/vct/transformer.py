@@ -153,7 +153,7 @@ class TransformerEntropyModel(nn.Module):
     def previous_tokens(self, y: Tensor) -> Tensor:
         """(B, C, h, w) → (B·n_h·n_w, w_p², C): w_p×w_p blocks with stride w_c centred on the current blocks
         (zero outside the latent)."""
-        b, c, h, w = y.shape
+        b, c = y.shape[:2]
         s, p = self.cfg.current_block, self.cfg.previous_block
         pad = (p - s) // 2
         cols = F.unfold(F.pad(y, (pad, pad, pad, pad)), kernel_size=p, stride=s)  # (B, C·p², n)
