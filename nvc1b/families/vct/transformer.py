@@ -19,19 +19,40 @@ SCALE_MIN = 0.11
 """Smallest predicted scale (as the Laplace scale floor of the NVC family)."""
 
 
+class Attention(nn.Module):
+    """Multi-head attention of ``x`` over ``memory`` (itself when None). Its own projections, so every weight is
+    read inside this module's forward (as ZeRO-3 needs) and encoder and decoder take the same kernel."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Linear(d, d)
+        self.key_value = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, allowed: Tensor | None = None) -> Tensor:
+        """x (N, L, d), memory (N, M, d); ``allowed`` (L, M) bool: which keys each query may attend to."""
+        memory = x if memory is None else memory
+        n, length, d = x.shape
+        h = self.heads
+        q = self.query(x).view(n, length, h, d // h).transpose(1, 2)
+        k, v = self.key_value(memory).view(n, memory.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return self.out(y.transpose(1, 2).reshape(n, length, d))
+
+
 class EncoderLayer(nn.Module):
     """Pre-norm multi-head self-attention and MLP."""
 
     def __init__(self, d: int, heads: int, expansion: int):
         super().__init__()
         self.norm1 = nn.LayerNorm(d)
-        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.attn = Attention(d, heads)
         self.norm2 = nn.LayerNorm(d)
         self.mlp = nn.Sequential(nn.Linear(d, expansion * d), nn.GELU(), nn.Linear(expansion * d, d))
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.norm1(x)
-        x = x + self.attn(h, h, h, need_weights=False)[0]
+        x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
 
@@ -41,17 +62,15 @@ class MaskedConditionalLayer(nn.Module):
     def __init__(self, d: int, heads: int, expansion: int):
         super().__init__()
         self.norm1 = nn.LayerNorm(d)
-        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.self_attn = Attention(d, heads)
         self.norm2 = nn.LayerNorm(d)
-        self.cross_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.cross_attn = Attention(d, heads)
         self.norm3 = nn.LayerNorm(d)
         self.mlp = nn.Sequential(nn.Linear(d, expansion * d), nn.GELU(), nn.Linear(expansion * d, d))
 
     def forward(self, x: Tensor, memory: Tensor, causal: Tensor) -> Tensor:
-        h = self.norm1(x)
-        x = x + self.self_attn(h, h, h, attn_mask=causal, need_weights=False)[0]
-        h = self.norm2(x)
-        x = x + self.cross_attn(h, memory, memory, need_weights=False)[0]
+        x = x + self.self_attn(self.norm1(x), allowed=causal)
+        x = x + self.cross_attn(self.norm2(x), memory)
         return x + self.mlp(self.norm3(x))
 
 
@@ -106,7 +125,8 @@ class CurrentBlockModel(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.mean = _head(d, latent_channels)
         self.scale = _head(d, latent_channels)
-        self.register_buffer("causal", torch.ones(tokens, tokens).triu(1).bool(), persistent=False)
+        self.register_buffer("causal", torch.ones(tokens, tokens).tril().bool(), persistent=False)
+        """Query k may attend to inputs 0..k: the start token and tokens 0..k-1."""
 
     def forward(self, tokens: Tensor, z_joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Normalised current tokens (N, w_c², d_C) → means, scales (N, w_c², d_C) and z_cur (N, w_c², d_T).
