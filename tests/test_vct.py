@@ -202,3 +202,11 @@ def test_a_sweep_mixes_families(tmp_path):
         parts = {s.parts for s in schedule.stages}
         assert parts == ({"Transforms", "Transformers", "All"} if m.name == "V1" else {"Intra", "Inter", "Recon", "All"})
         assert yaml.safe_load(run.preset.read_text()).get("family", "nvc") == family_of(m.config).name
+
+
+def test_published_fig4_curves_load_as_reference_curves():
+    from nvc1b.eval.curves import read_curve_csv
+
+    curves = read_curve_csv("data/reference/vct_fig4_rgb_psnr.csv")
+    assert set(curves) == {"MCL-JCV", "UVG"} and len(curves["UVG"].bpp) == 8
+    assert curves["UVG"].psnr[0] == pytest.approx(32.4878, abs=1e-4)
