@@ -210,3 +210,20 @@ def test_published_fig4_curves_load_as_reference_curves():
     curves = read_curve_csv("data/reference/vct_fig4_rgb_psnr.csv")
     assert set(curves) == {"MCL-JCV", "UVG"} and len(curves["UVG"].bpp) == 8
     assert curves["UVG"].psnr[0] == pytest.approx(32.4878, abs=1e-4)
+
+
+def test_incremental_t_cur_matches_the_masked_pass(tiny):
+    """The coder's w_c² incremental runs predict what the masked training pass predicts, token by token."""
+    torch.manual_seed(0)
+    em = build_model(tiny).eval().entropy_model
+    z_joint = torch.randn(3, 2 * 64, tiny.entropy_model.d_model)
+    tokens = torch.round(torch.randn(3, 16, tiny.transforms.latent_channels) * 10)
+    with torch.no_grad():
+        means, scales, z_cur = em.predict(tokens, z_joint)
+        memory, cache, previous = em.memory(z_joint), [], None
+        for k in range(16):
+            m, s, z = em.step(previous, k, memory, cache)
+            torch.testing.assert_close(m, means[:, k], rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(s, scales[:, k], rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(z, z_cur[:, k], rtol=1e-4, atol=1e-4)
+            previous = tokens[:, k]

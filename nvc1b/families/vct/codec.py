@@ -118,8 +118,9 @@ class VctCodec(nn.Module):
 
     def code_latent(self, y: Tensor | None, z_joint: Tensor, shape: tuple[int, ...], coder) -> LatentOutput:
         """Code ỹ (B, C, h, w) given z_joint. The rate estimator runs T_cur once, masked (teacher forcing); a
-        bitstream coder runs it w_c² times, each run on the tokens decoded so far (zeros after them), coding
-        token k of every block at once, so encoder and decoder compute the very same predictions."""
+        bitstream coder runs it w_c² times incrementally (run k takes token k-1 and the cached keys/values of the
+        runs before), coding token k of every block at once: encoder and decoder run the very same operations on
+        the same decoded tokens, so they compute the very same predictions."""
         b, c, h, w = shape
         em = self.entropy_model
         if y is not None and not hasattr(coder, "finish"):  # estimator: one masked pass
@@ -131,17 +132,18 @@ class VctCodec(nn.Module):
             y_hat = em.untokenize(y_tok.reshape(tokens.shape), b, h, w)
         else:
             tokens = None if y is None else em.current_tokens(y)
-            n = z_joint.shape[0]
-            buffer = z_joint.new_zeros(n, em.tokens_per_block, c)
             bits = z_joint.new_zeros(b)
+            memory, cache = em.memory(z_joint), []  # cross-attention keys/values: once for the w_c² runs
+            decoded, features, previous = [], [], None
             for k in range(em.tokens_per_block):
-                means, scales, z_cur = em.predict(buffer, z_joint)
+                means, scales, z_k = em.step(previous, k, memory, cache)
                 y_k = None if tokens is None else tokens[:, k]
-                y_hat_k, bits_k = coder.gaussian("y", y_k, means[:, k], scales[:, k])
-                buffer = buffer.clone()
-                buffer[:, k] = y_hat_k
+                previous, bits_k = coder.gaussian("y", y_k, means, scales)
+                decoded.append(previous)
+                features.append(z_k)
                 bits = bits + bits_k
-            y_hat = em.untokenize(buffer, b, h, w)
+            y_hat = em.untokenize(torch.stack(decoded, dim=1), b, h, w)
+            z_cur = torch.stack(features, dim=1)
         return LatentOutput(y_hat, bits, em.untokenize(z_cur, b, h, w))
 
     # --- the step API shared with the NVC family ------------------------------------------------------------

@@ -30,13 +30,20 @@ class Attention(nn.Module):
         self.key_value = nn.Linear(d, 2 * d)
         self.out = nn.Linear(d, d)
 
-    def forward(self, x: Tensor, memory: Tensor | None = None, allowed: Tensor | None = None) -> Tensor:
-        """x (N, L, d), memory (N, M, d); ``allowed`` (L, M) bool: which keys each query may attend to."""
-        memory = x if memory is None else memory
+    def keys_values(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values (N, heads, M, d/heads) of ``memory`` (N, M, d)."""
+        n, m, d = memory.shape
+        k, v = self.key_value(memory).view(n, m, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        return k, v
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, allowed: Tensor | None = None,
+                kv: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """x (N, L, d), memory (N, M, d) or its ``keys_values`` ``kv``; ``allowed`` (L, M) bool: which keys each
+        query may attend to."""
         n, length, d = x.shape
         h = self.heads
         q = self.query(x).view(n, length, h, d // h).transpose(1, 2)
-        k, v = self.key_value(memory).view(n, memory.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        k, v = kv if kv is not None else self.keys_values(x if memory is None else memory)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         return self.out(y.transpose(1, 2).reshape(n, length, d))
 
@@ -68,9 +75,22 @@ class MaskedConditionalLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d)
         self.mlp = nn.Sequential(nn.Linear(d, expansion * d), nn.GELU(), nn.Linear(expansion * d, d))
 
-    def forward(self, x: Tensor, memory: Tensor, causal: Tensor) -> Tensor:
+    def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], causal: Tensor) -> Tensor:
         x = x + self.self_attn(self.norm1(x), allowed=causal)
-        x = x + self.cross_attn(self.norm2(x), memory)
+        x = x + self.cross_attn(self.norm2(x), kv=memory_kv)
+        return x + self.mlp(self.norm3(x))
+
+    def step(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], cache: list, index: int) -> Tensor:
+        """Incremental decoding: x (N, 1, d) is the next position; ``cache[index]`` holds the self-attention keys
+        and values of the positions before it (extended here), so attending to all of them is causal."""
+        h = self.norm1(x)
+        k, v = self.self_attn.keys_values(h)
+        if len(cache) <= index:
+            cache.append((k, v))
+        else:
+            cache[index] = (torch.cat([cache[index][0], k], dim=2), torch.cat([cache[index][1], v], dim=2))
+        x = x + self.self_attn(h, kv=cache[index])
+        x = x + self.cross_attn(self.norm2(x), kv=memory_kv)
         return x + self.mlp(self.norm3(x))
 
 
@@ -128,15 +148,34 @@ class CurrentBlockModel(nn.Module):
         self.register_buffer("causal", torch.ones(tokens, tokens).tril().bool(), persistent=False)
         """Query k may attend to inputs 0..k: the start token and tokens 0..k-1."""
 
-    def forward(self, tokens: Tensor, z_joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Normalised current tokens (N, w_c², d_C) → means, scales (N, w_c², d_C) and z_cur (N, w_c², d_T).
+    def memory(self, z_joint: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each layer's cross-attention keys and values of z_joint: the same for all w_c² runs of a frame."""
+        return [layer.cross_attn.keys_values(z_joint) for layer in self.layers]
+
+    def forward(self, tokens: Tensor, memory: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+        """Normalised current tokens (N, w_c², d_C) and ``memory(z_joint)`` → means, scales (N, w_c², d_C) and
+        z_cur (N, w_c², d_T).
 
         Prediction k sees the start token and tokens 0..k-1 only (inputs shifted right, causal mask)."""
         n = tokens.shape[0]
         shifted = torch.cat([self.start.expand(n, 1, -1), tokens[:, :-1]], dim=1)
         x = self.embed_norm(self.embed(shifted)) + self.position
-        for layer in self.layers:
-            x = layer(x, z_joint, self.causal)
+        for layer, kv in zip(self.layers, memory, strict=True):
+            x = layer(x, kv, self.causal)
+        return self._heads(x)
+
+    def step(self, previous: Tensor | None, k: int, memory: list[tuple[Tensor, Tensor]], cache: list):
+        """Run k of the coder's w_c² runs: the input at position k is the start token (k = 0) or the normalised
+        token k-1 (N, d_C); returns mean, scale (N, d_C) and z_cur (N, d_T) of token k."""
+        n = memory[0][0].shape[0]
+        token = self.start.expand(n, 1, -1) if previous is None else previous[:, None]
+        x = self.embed_norm(self.embed(token)) + self.position[k]
+        for index, (layer, kv) in enumerate(zip(self.layers, memory, strict=True)):
+            x = layer.step(x, kv, cache, index)
+        means, scales, z_cur = self._heads(x)
+        return means[:, 0], scales[:, 0], z_cur[:, 0]
+
+    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         z_cur = self.norm(x)
         scales = F.softplus(self.scale(z_cur)).clamp_min(SCALE_MIN)
         return self.mean(z_cur), scales, z_cur
@@ -188,6 +227,17 @@ class TransformerEntropyModel(nn.Module):
         """z_joint from the T_sep outputs of the previous latents (oldest first)."""
         return self.mixer.mix(separate)
 
-    def predict(self, tokens: Tensor, z_joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """T_cur on (N, w_c², C) un-normalised current tokens → means, scales, z_cur."""
-        return self.current(tokens / self.latent_scale, z_joint)
+    def memory(self, z_joint: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """What T_cur reads of z_joint (computed once per frame)."""
+        return self.current.memory(z_joint)
+
+    def predict(self, tokens: Tensor, z_joint: Tensor | list) -> tuple[Tensor, Tensor, Tensor]:
+        """T_cur on (N, w_c², C) un-normalised current tokens given z_joint (or its ``memory``) → means, scales,
+        z_cur."""
+        memory = self.memory(z_joint) if isinstance(z_joint, Tensor) else z_joint
+        return self.current(tokens / self.latent_scale, memory)
+
+    def step(self, previous: Tensor | None, k: int, memory: list, cache: list) -> tuple[Tensor, Tensor, Tensor]:
+        """Token k's mean, scale and z_cur given the decoded token k-1 (un-normalised; None for k = 0), with the
+        self-attention ``cache`` of the earlier runs: T_cur's run k when coding (incremental decoding)."""
+        return self.current.step(None if previous is None else previous / self.latent_scale, k, memory, cache)
