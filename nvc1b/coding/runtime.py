@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
 from torch import nn
 
 from ..families import family_of
@@ -57,7 +56,8 @@ class CodingModel:
         model = export.model.to(device).eval()
         return cls(
             model=model, tables=CodingTables(model, export.tables, device),
-            fingerprint=coding_fingerprint(export.fingerprint, export.tables), device=device, source=str(export.path),
+            fingerprint=coding_fingerprint(export.fingerprint, export.tables, family_of(model).coding_constants()),
+            device=device, source=str(export.path),
         )
 
 
@@ -66,11 +66,13 @@ def load_coding_model(checkpoint: str | Path, device: str | torch.device = "cpu"
     return CodingModel.from_export(load_export(checkpoint, "cpu"), device)
 
 
-def coding_fingerprint(weights_fingerprint: str, tables: dict[str, FactorizedTable]) -> bytes:
+def coding_fingerprint(weights_fingerprint: str, tables: dict[str, FactorizedTable], family_constants: str = "") -> bytes:
     """SHA-256 (first 16 bytes) over the weights fingerprint (which covers the preset), the Laplace table
     constants and every factorized table."""
     digest = hashlib.sha256(weights_fingerprint.encode())
     digest.update(repr((PRECISION, TAIL_BITS, SCALE_MIN, SCALE_MAX, SCALE_LEVELS)).encode())
+    if family_constants:  # the constants of a family's own tables (none for nvc: its fingerprints stay as they were)
+        digest.update(family_constants.encode())
     for name in sorted(tables):
         digest.update(name.encode())
         for tensor in tables[name].pack().values():

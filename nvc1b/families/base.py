@@ -58,5 +58,7 @@ class Family:
     """Raises ValueError for a stage (parts, loss, frames, weights) this family cannot train."""
     symbol_coders: Callable[[], tuple[type, type]]
     """(encoder class, decoder class) of the bitstream coder the model's steps call."""
+    coding_constants: Callable[[], str] = lambda: ""
+    """The constants of the family's own probability tables, hashed into the coding fingerprint."""
     memory_model: bool = False
     """Whether nvc1b.perf's memory model covers the family (per-frame checkpointing ``auto``, memory tables)."""

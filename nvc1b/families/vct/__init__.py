@@ -74,10 +74,18 @@ def _coders():
     return TokenEncoder, TokenDecoder
 
 
+def _constants() -> str:
+    from . import gaussian
+
+    return "vct-gaussian:" + repr((gaussian.SCALE_MIN, gaussian.SCALE_MAX, gaussian.SCALE_LEVELS,
+                                   gaussian.OFFSET_LEVELS, gaussian.TAIL_SIGMAS, gaussian.LIKELIHOOD_MIN))
+
+
 VCT = Family(
     name="vct", config_class=VctConfig, sections=SECTIONS, build=_build, count=_count, part_titles=PART_TITLES,
     part_sets={"Transforms": ("encoder", "decoder", "hyperprior"), "Transformers": ("entropy_model",),
                "All": ("encoder", "decoder", "entropy_model", "lrp")},
     losses_for_parts={"Transforms": ("rd",), "Transformers": ("rate",), "All": ("rd",)},
     set_trainable=_set_trainable, clip_loss=_clip_loss, check_stage=_check_stage, symbol_coders=_coders,
+    coding_constants=_constants,
 )
