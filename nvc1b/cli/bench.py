@@ -99,6 +99,7 @@ def run_data(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from ..perf.train_bench import TrainSetup, as_json, benchmark_training, render
 
+    _nvc_only(args.preset, "bench train")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
     setup = TrainSetup(args.preset, args.frames, args.crop, args.micro_batch, precision, args.channels_last,
@@ -117,6 +118,17 @@ def run_codec(args: argparse.Namespace) -> int:
     rows = benchmark_codec(args.preset, *parse_size(args.size), args.threads, args.device, args.frames)
     print(json.dumps(rows, indent=1) if args.json else render_codec(rows))
 
+def _nvc_only(preset: str, what: str) -> None:
+    """The memory model and the training benchmark cover the nvc family's parts only."""
+    from ..errors import ConfigError
+    from ..families import preset_family
+
+    family = preset_family(preset)
+    if family.name != "nvc":
+        raise ConfigError(f"{what} --preset {preset}: models the nvc family's parts only; '{preset}' is a "
+                          f"{family.name} preset (measure it with nvc1b bench codec or a training run)")
+
+
 def run_memory(args: argparse.Namespace) -> int:
     import json
 
@@ -126,6 +138,7 @@ def run_memory(args: argparse.Namespace) -> int:
     from ..perf.memory import require_checkable
     from ..perf.memory_table import build_memory_table, check_memory_table, render_check, render_memory_table
 
+    _nvc_only(args.preset, "bench memory")
     cluster = load_profile(args.cluster)
     if not cluster.gpu_memory_gb:
         raise ConfigError(f"{args.cluster}: key 'gpu_memory_gb' is not set: no GPU memory to plan for")

@@ -129,6 +129,11 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..eval.evaluate import evaluate
 
     codec = load_coding_model(args.checkpoint, args.device)
+    if args.channel_share and codec.family != "nvc":
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--channel-share: the per-channel share of m̂ and ŷ (Fig. 10) is for nvc models; "
+                          f"{codec.source} is a {codec.family} model")
     for dataset in args.dataset:
         result = evaluate(codec, dataset, args.out, args.q_indexes, args.frames, args.intra_period, args.colorspace,
                           args.crop, cpu_threads=args.threads, label=args.label, with_ms_ssim=args.ms_ssim,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config.model import ModelConfig, load_preset
+from ..config.model import ModelConfig
 from ..model.counting import ParameterCount, count_parameters
 
 PART_TITLES = {
@@ -63,8 +63,32 @@ def render_table(config: ModelConfig, count: ParameterCount) -> str:
     return "\n".join(lines)
 
 
+def render_family_table(config, count) -> str:
+    """Parts and total of a model of another family than nvc, with what its preset says of the published sizes."""
+    from ..families import family_of
+
+    family = family_of(config)
+    lines = [f"preset {config.name} (family {family.name})" + (f": {config.description}" if config.description else "")]
+    ref = getattr(config, "reference", None)
+    if ref is not None:
+        lines.append(f"reference: {ref.source}" + (f"; {ref.notes}" if getattr(ref, "notes", "") else ""))
+    lines.append(f"{'part':<30}{'parameters':>14}")
+    for name, title in family.part_titles.items():
+        lines.append(f"{title:<30}{count.parts[name]:>14,}")
+    lines.append(f"{'Total':<30}{count.total:>14,}")
+    for name, value in count.extra.items():
+        lines.append(f"{'  of which ' + name if name.startswith('T_') else name + ' (not in total)':<30}{value:>14,}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
-    config = load_preset(args.preset)
+    from ..families import count_parts, family_of, load_model_config
+
+    config = load_model_config(args.preset)
+    if family_of(config).name != "nvc":
+        count = count_parts(config)
+        print(json.dumps(count.as_json()) if args.json else render_family_table(config, count))
+        return 0
     count = count_parameters(config)
     if args.json:
         print(json.dumps(count.as_json()))

@@ -1,5 +1,5 @@
 """The ``.nvc`` container, version 3: a stream header, one record per frame, a CRC-32 trailer. Lean on purpose
-(23 header bytes and 3 bytes a frame in the common case), since at the lowest rates every byte is a visible share
+(24 header bytes and 3 bytes a frame in the common case), since at the lowest rates every byte is a visible share
 of the bitrate. The layout is documented field by field in ``docs/bitstream.md``. Reading validates every field
 and checksum and raises a one-line ``BitstreamError`` naming the frame and byte offset."""
 
@@ -14,6 +14,8 @@ from ..errors import BitstreamError
 
 MAGIC = b"NVC"
 VERSION = 3
+FAMILY_IDS = {"nvc": 0, "vct": 1}
+"""The model family a stream was coded with (header byte 4): a decoder of another family refuses it by name."""
 FINGERPRINT_BYTES = 8
 MAX_DIMENSION = 16384
 """Largest width or height a stream may declare."""
@@ -79,13 +81,15 @@ class StreamHeader:
     """Rate position in [0, 3] (float32)."""
     cpu_threads: int
     """Intra-op threads the encoder ran the networks with on the CPU (0: encoded on a GPU)."""
+    family: str = "nvc"
+    """Model family of the encoder (``nvc1b.families``)."""
 
     def frame_type(self, index: int) -> str:
         return "I" if index % self.intra_period == 0 else "P"
 
     def pack(self) -> bytes:
         numbers = (self.width, self.height, self.frame_count, self.intra_period)
-        return (MAGIC + bytes([VERSION]) + self.fingerprint[:FINGERPRINT_BYTES]
+        return (MAGIC + bytes([VERSION, FAMILY_IDS[self.family]]) + self.fingerprint[:FINGERPRINT_BYTES]
                 + b"".join(pack_varint(n) for n in numbers) + _Q.pack(self.q_index) + pack_varint(self.cpu_threads))
 
     @property
@@ -141,13 +145,17 @@ def _need(data: bytes, offset: int, size: int, what: str) -> None:
 
 def read_header(data: bytes) -> StreamHeader:
     """Parse and check the stream header (its bytes are covered by the trailer, checked by ``read_frames``)."""
-    _need(data, 0, len(MAGIC) + 1 + FINGERPRINT_BYTES, "header")
+    _need(data, 0, len(MAGIC) + 2 + FINGERPRINT_BYTES, "header")
     if data[:3] != MAGIC:
         raise BitstreamError(f"header (byte 0): not an nvc1b bitstream (magic {bytes(data[:3])!r}, expected {MAGIC!r})")
     if data[3] != VERSION:
         raise BitstreamError(f"header (byte 3): bitstream version {data[3]} is not supported (this build reads {VERSION})")
-    fingerprint = bytes(data[4:12])
-    offset, numbers = 12, []
+    families = {v: k for k, v in FAMILY_IDS.items()}
+    if data[4] not in families:
+        raise BitstreamError(f"header (byte 4): unknown model family {data[4]} (this build codes {', '.join(FAMILY_IDS)})")
+    family = families[data[4]]
+    fingerprint = bytes(data[5:13])
+    offset, numbers = 13, []
     for _ in range(4):
         start = offset
         value, offset = read_varint(data, offset, "header")
@@ -170,7 +178,7 @@ def read_header(data: bytes) -> StreamHeader:
         if not ok:
             raise BitstreamError(f"header (byte {at}): {message} (corrupted stream)")
     return StreamHeader(fingerprint=fingerprint, width=width, height=height, frame_count=frames,
-                        intra_period=period, q_index=q, cpu_threads=threads)
+                        intra_period=period, q_index=q, cpu_threads=threads, family=family)
 
 
 def read_frames(data: bytes, header: StreamHeader) -> list[FrameRecord]:

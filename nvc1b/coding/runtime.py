@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from ..model.codec import VideoCodec
+from ..families import family_of
+from ..families.export import load_export
 from ..model.discrete import PRECISION, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, TAIL_BITS, FactorizedTable
-from ..model.export import ModelExport, load_export
+from ..model.export import ModelExport
 from .container import FINGERPRINT_BYTES
 from .gaussian_tables import GAUSSIAN_TABLE_CONSTANTS
 from .tables import CodingTables
@@ -23,7 +25,8 @@ from .tables import CodingTables
 class CodingModel:
     """An exported model on a device, with its coding tables and the fingerprint streams carry."""
 
-    model: VideoCodec
+    model: nn.Module
+    """The model of any family (its steps: ``intra_step`` / ``inter_step``)."""
     tables: CodingTables
     fingerprint: bytes
     """16 bytes identifying preset, weights and coding tables; a stream decodes only with the same."""
@@ -35,13 +38,26 @@ class CodingModel:
     def preset(self) -> str:
         return self.model.config.name
 
+    @property
+    def family(self) -> str:
+        return family_of(self.model).name
+
+    def symbol_encoder(self, where: str):
+        """The family's bitstream coder for one frame (encoder side)."""
+        return family_of(self.model).symbol_coders()[0](self.tables, where=where)
+
+    def symbol_decoder(self, payload: bytes, where: str):
+        """The family's bitstream coder for one frame payload (decoder side)."""
+        return family_of(self.model).symbol_coders()[1](self.tables, payload, where=where)
+
     @classmethod
     def from_export(cls, export: ModelExport, device: str | torch.device | None = None) -> CodingModel:
         device = torch.device(device) if device is not None else next(export.model.parameters()).device
         model = export.model.to(device).eval()
         return cls(
             model=model, tables=CodingTables(model, export.tables, device),
-            fingerprint=coding_fingerprint(export.fingerprint, export.tables), device=device, source=str(export.path),
+            fingerprint=coding_fingerprint(export.fingerprint, export.tables, family_of(model).coding_constants()),
+            device=device, source=str(export.path),
         )
 
 
@@ -50,12 +66,14 @@ def load_coding_model(checkpoint: str | Path, device: str | torch.device = "cpu"
     return CodingModel.from_export(load_export(checkpoint, "cpu"), device)
 
 
-def coding_fingerprint(weights_fingerprint: str, tables: dict[str, FactorizedTable]) -> bytes:
+def coding_fingerprint(weights_fingerprint: str, tables: dict[str, FactorizedTable], family_constants: str = "") -> bytes:
     """SHA-256 (first 16 bytes) over the weights fingerprint (which covers the preset), the Laplace and
-    Gaussian table constants and every factorized table."""
+    Gaussian table constants, a family's own table constants and every factorized table."""
     digest = hashlib.sha256(weights_fingerprint.encode())
     digest.update(repr((PRECISION, TAIL_BITS, SCALE_MIN, SCALE_MAX, SCALE_LEVELS)).encode())
     digest.update(repr(GAUSSIAN_TABLE_CONSTANTS).encode())
+    if family_constants:  # the constants of a family's own tables (none for nvc)
+        digest.update(family_constants.encode())
     for name in sorted(tables):
         digest.update(name.encode())
         for tensor in tables[name].pack().values():

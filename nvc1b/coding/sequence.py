@@ -30,7 +30,6 @@ from .container import (
     recon_check,
     seal,
 )
-from .entropy import SymbolDecoder, SymbolEncoder
 from .runtime import CodingModel, coding_context
 
 log = logging.getLogger(__name__)
@@ -125,7 +124,7 @@ class SequenceEncoder:
         self.codec = codec
         self.header = StreamHeader(
             fingerprint=codec.fingerprint, width=width, height=height, frame_count=frame_count,
-            intra_period=intra_period, q_index=float(np.float32(q_index)), cpu_threads=threads,
+            intra_period=intra_period, q_index=float(np.float32(q_index)), cpu_threads=threads, family=codec.family,
         )
         self._records: list[bytes] = [self.header.pack()]
         self._state: ReferenceState | None = None
@@ -143,7 +142,7 @@ class SequenceEncoder:
         device = self.codec.device
         x = frame.to(device=device, dtype=torch.float32)[None]
         frame_type = header.frame_type(index)
-        coder = SymbolEncoder(self.codec.tables, where=f"frame {index}")
+        coder = self.codec.symbol_encoder(where=f"frame {index}")
         start = time.perf_counter()
         with coding_context(device, header.cpu_threads):
             out = _step(self.codec, frame_type, x, self._state, header, coder, index)
@@ -174,9 +173,14 @@ class SequenceDecoder:
         self.stream = bytes(stream)
         self.header = read_header(self.stream)
         self.records = read_frames(self.stream, self.header)
+        if self.header.family != codec.family:
+            raise BitstreamError(
+                f"header (byte 4): stream was encoded by a {self.header.family} model but {codec.source} is a "
+                f"{codec.family} model (preset '{codec.preset}'): wrong checkpoint"
+            )
         if self.header.fingerprint != codec.fingerprint:
             raise BitstreamError(
-                f"header (byte 4): stream was encoded with model {self.header.fingerprint.hex()} but "
+                f"header (byte 5): stream was encoded with model {self.header.fingerprint.hex()} but "
                 f"{codec.source} is model {codec.fingerprint.hex()} (preset '{codec.preset}'): "
                 "wrong checkpoint"
             )
@@ -191,7 +195,7 @@ class SequenceDecoder:
 
     def _decode(self, record: FrameRecord, state: ReferenceState | None) -> tuple[FrameStats, Tensor, ReferenceState]:
         device = self.codec.device
-        coder = SymbolDecoder(self.codec.tables, record.payload, where=record.where)
+        coder = self.codec.symbol_decoder(record.payload, where=record.where)
         start = time.perf_counter()
         try:
             with coding_context(device, self.cpu_threads):

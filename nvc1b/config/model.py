@@ -167,6 +167,8 @@ class Reference(Strict):
 class ModelConfig(Strict):
     """A model preset."""
 
+    family: Literal["nvc"] = Field("nvc", exclude=True)
+    """Model family (``nvc1b.families``); left out of the dumped preset, so weights fingerprints stay as they were."""
     name: str
     """Preset name, as given to --preset."""
     description: str = ""

@@ -102,6 +102,8 @@ def evaluate(checkpoint: str | Path | CodingModel, dataset: str | Path | TestSet
         return result, rows
 
     codec_identity = {"kind": "nvc1b", "preset": codec.preset, "fingerprint": codec.fingerprint.hex()}
+    if codec.family != "nvc":  # NVC results keep the identity they always had
+        codec_identity["family"] = codec.family
     info = {"checkpoint": codec.source, "dataset_yaml": yaml_path, "device": str(codec.device)}
     if protocol.colorspace == "yuv420-via-rgb":
         info["note"] = ("RGB-model path: the 4:2:0 input is coded as clamped float RGB and converted back, which caps "

@@ -12,8 +12,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.model import PARTS, ModelConfig, load_preset
+from ..config.loading import validate
+from ..config.model import PARTS, ModelConfig
 from ..errors import ConfigError
+from ..families import count_parts, family_of, load_model_config
 from ..model.counting import ParameterCount
 from ..model.sizing import part_parameters, solve_width, with_value
 from .spec import ModelSpec, Solve, Sweep
@@ -35,7 +37,32 @@ class PartCounter:
         return self._cache[key]
 
     def count(self, config: ModelConfig) -> ParameterCount:
+        if family_of(config).name != "nvc":  # another family: its own parts, its stage-I/intra part apart
+            count = count_parts(config)
+            return ParameterCount(config.name, dict(count.parts), sum(v for k, v in count.extra.items()
+                                                                       if not k.startswith("T_")))
         return ParameterCount(config.name, {p: self.part(config, p) for p in PARTS}, self.part(config, "intra"))
+
+
+def _set_knob(config, key: str, value: Any):
+    """``with_value`` for a preset of any family."""
+    if family_of(config).name == "nvc":
+        return with_value(config, key, value)
+    data = json.loads(json.dumps(config.model_dump(mode="json")))
+    *path, last = key.split(".")
+    node: Any = data
+    try:
+        for part in path:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            if last not in node:
+                raise KeyError(last)
+            node[last] = value
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise ConfigError(f"preset '{config.name}': no knob '{key}'") from None
+    return validate(type(config), data, f"preset '{config.name}' with {key}={value}")
 
 
 @dataclass(frozen=True)
@@ -70,7 +97,7 @@ def apply_changes(config: ModelConfig, changes: dict[str, Any], where: str) -> M
     """``config`` with each dotted knob of ``changes`` set, in order."""
     for key, value in changes.items():
         try:
-            config = with_value(config, key, value)
+            config = _set_knob(config, key, value)
         except ConfigError as exc:
             message = str(exc).split(": ", 1)[-1] if "no knob" not in str(exc) else f"no knob '{key}'"
             raise ConfigError(f"{where}: set '{key}': {message}") from None
@@ -87,6 +114,9 @@ def _current(config: ModelConfig, key: str) -> Any:
 def solve_target(config: ModelConfig, solve: Solve, counter: PartCounter, where: str) -> tuple[ModelConfig, int]:
     """Meet one parameter target by solving ``solve.key``; returns the config and the knob's value."""
     part = solve.counted_part
+    if family_of(config).name != "nvc":
+        raise ConfigError(f"{where}: solve '{solve.key}': parameter targets are solved for nvc models only; "
+                          f"set the knobs of a {family_of(config).name} model with 'set'")
     try:
         current = _current(config, solve.key)
     except (AttributeError, IndexError, ValueError):
@@ -144,11 +174,14 @@ def _bracket(config: ModelConfig, solve: Solve, part: str, target: float, curren
 def resolve_models(sweep: Sweep, counter: PartCounter | None = None) -> list[SweepModel]:
     """Every model of the sweep as a validated preset with its parameter count, in spec order."""
     counter = counter or PartCounter()
-    base = load_preset(sweep.base_preset)
+    base = load_model_config(sweep.base_preset)
     resolved: dict[str, SweepModel] = {}
     for m in sweep.spec.models:
         where = _where(sweep, m)
-        start = resolved[m.extends].config if m.extends else base
+        if m.extends:
+            start = resolved[m.extends].config
+        else:
+            start = load_model_config(sweep.preset_of(m.base)) if m.base else base
         config = start.model_copy(update={"name": m.name, "description": m.description, "reference": None})
         config = apply_changes(config, m.set, where)
         solved: dict[str, int] = {}

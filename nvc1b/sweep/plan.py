@@ -67,7 +67,10 @@ class PlanRow:
 
 def plan_sweep(sweep: Sweep, models: list[SweepModel], settings: MemorySettings | None = None) -> list[PlanRow]:
     """One row per model; with ``settings``, each model's memory is measured (meta device, a few seconds each)."""
-    return [PlanRow(m, model_memory(m, settings) if settings else None) for m in models]
+    from ..families import family_of  # the memory model covers the nvc family only
+
+    return [PlanRow(m, model_memory(m, settings) if settings and family_of(m.config).memory_model else None)
+            for m in models]
 
 
 def _millions(n: float) -> str:
@@ -92,7 +95,8 @@ def render_plan(sweep: Sweep, rows: list[PlanRow], settings: MemorySettings | No
         diff = ""
         if m.paper_diff is not None:
             diff = f"{m.paper_diff:+.2%}" + ("!" if abs(m.paper_diff) > spec.tolerance else "")
-        cells = "".join(f"{m.count.parts[p] / 1e6:>8.2f}" for p in PART_ABBREVIATIONS)
+        cells = "".join(f"{m.count.parts[p] / 1e6:>8.2f}" if p in m.count.parts else f"{'—':>8}"
+                        for p in PART_ABBREVIATIONS)
         memory = ""
         if row.memory is not None and settings is not None:
             fits = row.memory.fits(settings.profile.gpu_memory_gb) if settings.profile.gpus_per_node else True
@@ -101,6 +105,13 @@ def render_plan(sweep: Sweep, rows: list[PlanRow], settings: MemorySettings | No
         lines.append(f"{m.name:<8}{_millions(m.total):>10}{paper:>10}{diff:>9}  |{cells} |{memory}  {solved}")
     legend = ", ".join(f"{a} = {p.replace('_', ' ')}" for p, a in PART_ABBREVIATIONS.items())
     lines.append(f"parts in millions: {legend}")
+    for row in rows:  # models of another family: their own parts
+        m = row.model
+        if not set(PART_ABBREVIATIONS) <= set(m.count.parts):
+            from ..families import family_of
+
+            parts = ", ".join(f"{p.replace('_', ' ')} {n / 1e6:.2f}" for p, n in m.count.parts.items())
+            lines.append(f"{m.name} ({family_of(m.config).name}): {parts}")
     if settings and settings.profile.gpus_per_node:
         lines.append(f"'!' after the memory: more than {USABLE_FRACTION:.0%} of {settings.profile.gpu_memory_gb:g} GiB")
     return "\n".join(lines)

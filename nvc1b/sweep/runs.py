@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from ..cluster.submit import parse_stage_range
 from ..config.loading import format_validation_error
 from ..errors import ConfigError
+from ..families import preset_family
 from ..train.checkpointing import stage_export_path
 from ..train.observe import STATUS
 from ..train.schedule import Schedule, load_schedule
@@ -82,23 +83,25 @@ def model_run(run_root: Path, name: str) -> ModelRun:
     return ModelRun(Path(run_root) / name)
 
 
-def model_schedule(sweep: Sweep, preset: Path | str, steps: int | None = None) -> Schedule:
+def model_schedule(sweep: Sweep, preset: Path | str, steps: int | None = None, schedule: Path | None = None) -> Schedule:
     """The sweep's schedule for one model: its preset, the spec's overrides and stages, and optionally every
     stage cut to ``steps`` optimizer steps (smoke tests and demos)."""
-    base = load_schedule(sweep.schedule_path)
+    schedule = schedule or sweep.schedule_path
+    base = load_schedule(schedule)
     data = base.model_dump(mode="json")
     data.update(sweep.spec.overrides)
     data["preset"] = str(preset)
-    chosen = parse_stage_range(base, sweep.spec.stages)
+    own = schedule != sweep.schedule_path  # a model's own schedule is trained whole
+    chosen = parse_stage_range(base, None if own else sweep.spec.stages)
     data["stages"] = [data["stages"][i] for i in chosen]
     if steps is not None:
         for stage in data["stages"]:
             if stage.get("weights") is None:
                 stage.update(steps=steps, epochs=None)
     try:
-        return Schedule.model_validate(data)
+        return Schedule.model_validate(data, context={"family": preset_family(preset).name})
     except ValidationError as exc:
-        source = f"{sweep.path}: schedule {sweep.schedule_path} with the sweep's overrides"
+        source = f"{sweep.path}: schedule {schedule} with the sweep's overrides"
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
@@ -119,7 +122,7 @@ def prepare_model(sweep: Sweep, run_root: Path, model: SweepModel, steps: int | 
             f"{run.root}: holds a model '{model.name}' with a different preset; use another --run-root or remove it"
         )
     _write_atomic(run.preset, preset_text)
-    schedule = model_schedule(sweep, run.preset.resolve(), steps)
+    schedule = model_schedule(sweep, run.preset.resolve(), steps, sweep.schedule_of(model.spec))
     _write_atomic(run.schedule, yaml.safe_dump(schedule.model_dump(mode="json"), sort_keys=False))
     return run
 

@@ -62,6 +62,11 @@ class ModelSpec(Strict):
     """What was changed, in words."""
     extends: str | None = None
     """An earlier model this one starts from (default: the base preset)."""
+    base: str | None = None
+    """A preset of any family this model starts from instead of the sweep's base (e.g. VCT variants in a study
+    of NVC models); a name or a path relative to the spec."""
+    schedule: str | None = None
+    """Training schedule of this model instead of the sweep's (each family has its own stage types)."""
     set: dict[str, Any] = {}
     """Knob changes applied in order, dotted keys: {'contextual_codec.blocks': [1, 1, 2, 2]}."""
     solve: list[Solve] = []
@@ -112,6 +117,8 @@ class SweepSpec(Strict):
         for i, m in enumerate(self.models):
             if m.name in seen:
                 raise ValueError(f"models.{i}: model '{m.name}': the name is used by an earlier model")
+            if m.extends is not None and m.base is not None:
+                raise ValueError(f"models.{i}: model '{m.name}': give 'extends' or 'base', not both")
             if m.extends is not None and m.extends not in seen:
                 raise ValueError(f"models.{i}: model '{m.name}': extends '{m.extends}', which is not an earlier model")
             unknown = [f for f in m.figures if f not in self.figures]
@@ -147,8 +154,15 @@ class Sweep:
     @property
     def base_preset(self) -> str:
         """The base preset as load_preset takes it: a name, or the resolved path of a file."""
-        base = self.spec.base
-        return str(self.resolve(base)) if base.endswith((".yaml", ".yml")) else base
+        return self.preset_of(self.spec.base)
+
+    def preset_of(self, name: str) -> str:
+        """A preset as load_preset takes it: a name, or the resolved path of a file."""
+        return str(self.resolve(name)) if name.endswith((".yaml", ".yml")) else name
+
+    def schedule_of(self, model: ModelSpec) -> Path:
+        """The schedule ``model`` trains with: its own, else the sweep's."""
+        return self.resolve(model.schedule) if model.schedule else self.schedule_path
 
     @property
     def datasets(self) -> list[Path]:

@@ -28,7 +28,7 @@ import torch
 
 from ..errors import DivergedError, NvcError
 from ..files import disk_full_reported, write_text_atomic
-from ..model.codec import VideoCodec
+from ..families import family_of
 from ..model.export import EXPORT_DIR, save_model
 from .distributed import DistInfo, any_rank, barrier, on_main
 
@@ -198,7 +198,7 @@ def load_same_world(engine, run_dir: Path, tag: str) -> None:
         raise NvcError(f"{checkpoint_dir(run_dir) / tag}: DeepSpeed could not load this checkpoint")
 
 
-def consolidated_weights(run_dir: Path, tag: str, start: VideoCodec) -> dict:
+def consolidated_weights(run_dir: Path, tag: str, start: torch.nn.Module) -> dict:
     """fp32 weights of the whole codec from a sharded checkpoint of any world size (DeepSpeed's zero_to_fp32).
 
     Depending on the ZeRO stage, zero_to_fp32 may leave out parameters that were frozen; those did not change
@@ -217,13 +217,13 @@ def consolidated_weights(run_dir: Path, tag: str, start: VideoCodec) -> dict:
     return merged
 
 
-def export_stage(run_dir: Path, tag: str, start: VideoCodec, index: int, name: str, dist: DistInfo) -> Path:
+def export_stage(run_dir: Path, tag: str, start: torch.nn.Module, index: int, name: str, dist: DistInfo) -> Path:
     """Consolidate the stage-final checkpoint into fp32 and export it with the preset (rank 0 writes)."""
     path = stage_export_path(run_dir, index, name)
 
     def export() -> None:
         _fault_point("before_export", index)
-        fresh = VideoCodec(start.config)
+        fresh = family_of(start).build(start.config)
         fresh.load_state_dict(consolidated_weights(run_dir, tag, start))
         save_model(fresh, path, extra={"stage": name, "checkpoint": tag})
         log.info("exported stage %s weights to %s", name, path)

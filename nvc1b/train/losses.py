@@ -75,6 +75,10 @@ def motion_only(loss: str) -> bool:
     return loss in ("meD", "meRD")
 
 
+PER_FRAME_LOSSES = ("meD", "meRD", "recD", "recRD", "all")
+"""The losses that may take one optimizer step per P-frame (the NVC family's non-cascaded losses)."""
+
+
 def cascaded(loss: str) -> bool:
     """L_T^all keeps the gradient through the references; every other loss detaches them."""
     return loss == "all_T"

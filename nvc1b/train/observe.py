@@ -72,7 +72,7 @@ def progress_line(stage: str, step: int, total: int, scalars: dict[str, float]) 
     def get(key: str) -> float:
         return scalars.get(key, float("nan"))
 
-    bpp = get("train/bpp_y") + get("train/bpp_m") if "train/bpp_y" in scalars else float("nan")
+    bpp = get("train/bpp_y") + scalars.get("train/bpp_m", 0.0) if "train/bpp_y" in scalars else float("nan")
     eta = format_duration(get("eta/stage_s")) or "?"
     eta_all = format_duration(get("eta/schedule_s")) or "?"
     return (f"stage {stage} step {step}/{total}: loss {get('train/loss'):.4g} psnr {get('train/psnr'):.2f} "

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from .checkpointing import read_latest
-from .clip import PART_SETS
 from .schedule import Schedule
 
 log = logging.getLogger("nvc1b.train")
@@ -38,7 +37,7 @@ def moments_source(schedule: Schedule, index: int, run_dir: Path, world_size: in
     reason = None
     if not schedule.carry_moments:
         reason = "carry_moments is false"
-    elif set(PART_SETS[prev.parts]) != set(PART_SETS[stage.parts]) or prev.weights is not None:
+    elif prev.parts != stage.parts or prev.weights is not None:  # each stage type of a family has its own set
         reason = f"the trainable set changes from {prev.parts} to {stage.parts}"
     latest = read_latest(run_dir) if reason is None else None
     if reason is None:

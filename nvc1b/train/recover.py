@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from ..files import check_output
-from ..model.codec import VideoCodec
+from ..families import family_of
 from ..model.export import save_model
 from .checkpointing import checkpoint_dir, consolidated_weights
 from .resume import CheckpointError, choose_checkpoint, complete_tags
@@ -33,7 +33,7 @@ def export_checkpoint(run_dir: str | Path, output: str | Path, tag: str | None =
                               f"(there are: {', '.join(complete_tags(run_dir)) or 'none'})")
     tag, progress = chosen
     start = stage_start_model(schedule, progress.stage, run_dir)
-    model = VideoCodec(start.config)
+    model = family_of(start).build(start.config)
     model.load_state_dict(consolidated_weights(run_dir, tag, start))
     path = save_model(model, output, extra={"stage": progress.stage_name, "checkpoint": tag})
     log.info("wrote the fp32 weights of %s (stage %s, step %d) to %s", tag, progress.stage_name, progress.step, path)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, ValidationInfo, model_validator
 
 from ..config.loading import Strict, format_validation_error, read_yaml
 from ..errors import ConfigError
 
-Parts = Literal["Intra", "Inter", "Recon", "All"]
-Loss = Literal["intra", "meD", "meRD", "recD", "recRD", "all", "all_T"]
+Parts = Literal["Intra", "Inter", "Recon", "All", "Transforms", "Transformers"]
+"""Stage types of every family: nvc (Intra, Inter, Recon, All) and vct (Transforms, Transformers, All)."""
+Loss = Literal["intra", "meD", "meRD", "recD", "recRD", "all", "all_T", "rd", "rate"]
 Precision = Literal["auto", "fp32", "bf16"]
 Updates = Literal["per_frame", "per_clip"]
 Beta = Annotated[float, Field(ge=0, lt=1)]
@@ -80,9 +81,10 @@ class Stage(Strict):
     frames: int = Field(ge=1, le=7)
     """Frames per training clip: 1 for the intra stage, else the I-frame plus frames-1 P-frames."""
     parts: Parts
-    """Trainable set: Intra (I-frame coder), Inter (motion parts), Recon (TCM + contextual parts), All (six parts)."""
+    """Trainable set. nvc: Intra (I-frame coder), Inter (motion parts), Recon (TCM + contextual parts), All (six
+    parts); vct: Transforms (E, D, hyperprior), Transformers (T_sep, T_joint, T_cur), All."""
     loss: Loss
-    """Loss of the paper: meD, meRD, recD, recRD, all (per frame, references detached), all_T (cascaded)."""
+    """nvc: meD, meRD, recD, recRD, all (per frame, references detached), all_T (cascaded); vct: rd (r + λd), rate."""
     lr: PositiveFloat
     """Learning rate (AdamW)."""
     epochs: Optional[PositiveFloat] = None
@@ -94,18 +96,12 @@ class Stage(Strict):
     overrides: Overrides = Overrides()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Stage":
+    def _consistent(self, info: ValidationInfo) -> "Stage":
         if (self.epochs is None) == (self.steps is None) and self.weights is None:
             raise ValueError("give exactly one of 'epochs' and 'steps'")
-        if self.loss not in LOSSES_FOR_PARTS[self.parts]:
-            raise ValueError(
-                f"loss '{self.loss}' does not train parts '{self.parts}' "
-                f"(use {' or '.join(LOSSES_FOR_PARTS[self.parts])})"
-            )
-        if (self.parts == "Intra") != (self.frames == 1):
-            raise ValueError("an Intra stage has frames: 1, and only an Intra stage has one frame")
-        if self.weights is not None and self.parts != "Intra":
-            raise ValueError("'weights' is only for the Intra stage")
+        from ..families import get_family  # the preset's family decides which stage types exist
+
+        get_family((info.context or {}).get("family", "nvc")).check_stage(self)
         return self
 
 
@@ -195,9 +191,29 @@ def load_schedule(path: str | Path) -> Schedule:
     """Read and validate a schedule file."""
     data = read_yaml(path)
     try:
-        return Schedule.model_validate(data)
+        return Schedule.model_validate(data, context={"family": _preset_family(data, path)})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path), data, "stages", "stage")) from None
+
+
+def _preset_family(data: dict, path: str | Path) -> str:
+    """The family of the schedule's preset (nvc when the preset is missing or unreadable: validation says why)."""
+    from ..families import preset_family
+
+    preset = data.get("preset")
+    if not isinstance(preset, str):
+        return "nvc"
+    try:
+        return preset_family(preset).name
+    except ConfigError:
+        return "nvc"
+
+
+def family_of_schedule(schedule: Schedule) -> str:
+    """The family of a validated schedule's preset."""
+    from ..families import preset_family
+
+    return preset_family(schedule.preset).name
 
 
 def effective(schedule: Schedule, stage: Stage) -> Schedule:

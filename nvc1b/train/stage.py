@@ -14,18 +14,19 @@ from typing import Iterator, Protocol
 
 import torch
 
-from ..config.model import load_preset
+from torch import nn
+
 from ..errors import ConfigError, DivergedError, NvcError
+from ..families import build_model, family_of, load_model_config
+from ..families.export import load_model, save_model
 from ..model.blocks import set_block_checkpointing
-from ..model.codec import VideoCodec
-from ..model.export import load_model, save_model
 from .comm import training_kernels, with_communication
 from .checkpointing import (
     Progress, consolidated_weights, export_stage, load_same_world, read_latest, save_checkpoint, stage_export_path,
 )
-from .clip import ClipLoss, ClipSpec, set_trainable
+from .clip import ClipSpec
 from .distributed import DistInfo, any_rank, mean_over_ranks
-from ..perf.checkpoint_plan import stage_frames_checkpointing
+from ..perf.checkpoint_plan import CheckpointChoice, stage_frames_checkpointing
 from .optimizer import build_optimizer, moments_source, set_hyperparameters
 from .observe import Monitor, peak_memory_gb, write_status
 from .schedule import Schedule, effective
@@ -98,12 +99,12 @@ class StageResult:
     """The stage ran to its end (False when --max-steps or a stop request ended it early)."""
 
 
-def initial_codec(ctx: StageContext) -> VideoCodec:
+def initial_codec(ctx: StageContext) -> nn.Module:
     """The model a stage starts from: the newest earlier stage's export, else a seeded fresh model."""
     return stage_start_model(ctx.schedule, ctx.index, ctx.run_dir)
 
 
-def stage_start_model(schedule: Schedule, index: int, run_dir: Path) -> VideoCodec:
+def stage_start_model(schedule: Schedule, index: int, run_dir: Path) -> nn.Module:
     """The model stage ``index`` of a run starts from (its frozen parts keep these weights for the whole stage)."""
     for earlier in range(index - 1, -1, -1):
         path = stage_export_path(run_dir, earlier, schedule.stages[earlier].name)
@@ -117,7 +118,7 @@ def stage_start_model(schedule: Schedule, index: int, run_dir: Path) -> VideoCod
     if schedule.init_weights:
         return _initial_export(schedule)
     torch.manual_seed(schedule.seed)
-    codec = VideoCodec(load_preset(schedule.preset))
+    codec = build_model(load_model_config(schedule.preset))
     if schedule.spynet_weights:
         codec.load_pretrained("spynet", schedule.spynet_weights)
     return codec
@@ -186,7 +187,8 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
     total = stage_steps(sched, ctx.index, num_clips)
 
     codec = initial_codec(ctx)
-    start = VideoCodec(codec.config)  # a CPU copy of the stage's starting weights (frozen parts never change)
+    family = family_of(codec)
+    start = family.build(codec.config)  # a CPU copy of the stage's starting weights (frozen parts never change)
     start.load_state_dict(codec.state_dict())
     same_world = progress.world_size == dist.world_size
     if resume_tag and not same_world:
@@ -196,8 +198,11 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
             "stage progress and learning-rate factor carried, AdamW moments reset, data stream re-split",
             where, resume_tag, progress.world_size, dist.world_size,
         )
-    trainable = set_trainable(codec, stage.parts)
-    frames_checkpointing = stage_frames_checkpointing(sched, stage, codec.config, dist.device, dist.world_size)
+    trainable = family.set_trainable(codec, stage.parts)
+    if family.memory_model:
+        frames_checkpointing = stage_frames_checkpointing(sched, stage, codec.config, dist.device, dist.world_size)
+    else:  # frames are independent given the latents: there is no cascade to checkpoint
+        frames_checkpointing = CheckpointChoice(False, f"the {family.name} family codes a clip's frames as one batch")
     log.info("stage %d '%s': %s", ctx.index, stage.name, frames_checkpointing.describe())
     set_block_checkpointing(codec, cfg.activation_checkpointing.blocks)
     spec = ClipSpec(
@@ -205,7 +210,7 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
         frame_weights=tuple(sched.frame_weights), checkpoint_frames=frames_checkpointing.on,
         bf16=use_bf16(cfg.precision, dist.device), colorspace=sched.colorspace,
     )
-    model = ClipLoss(codec.to(dist.device), spec)
+    model = family.clip_loss(codec.to(dist.device), spec)
     lr = stage.lr * progress.lr_factor
     optimizer = build_optimizer(trainable, lr, cfg)
     ds_config = with_communication(_ds_config(cfg, accum), dist.device)
@@ -237,7 +242,7 @@ def _attempt(ctx: StageContext, progress: Progress, resume_tag: str | None):
 
 
 def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch: int, total: int, lr: float,
-          start: VideoCodec):
+          start: nn.Module):
     sched, dist, stage = ctx.schedule, ctx.dist, ctx.schedule.stages[ctx.index]
     detector = SpikeDetector(cfg.stability)
     every = ctx.checkpoint_every or cfg.checkpoint_every

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .losses import cascaded
+from .losses import PER_FRAME_LOSSES
 from .schedule import Schedule, Stage, effective
 
 
@@ -22,7 +22,7 @@ def clip_batches_per_epoch(num_clips: int, global_batch: int) -> int:
 
 def steps_per_clip(stage: Stage, cfg: Schedule) -> int:
     """Optimizer steps one clip-batch gives in ``stage`` (``cfg``: the effective settings of the stage)."""
-    if stage.frames > 2 and cfg.updates == "per_frame" and not cascaded(stage.loss):
+    if stage.frames > 2 and cfg.updates == "per_frame" and stage.loss in PER_FRAME_LOSSES:
         return stage.frames - 1
     return 1
 
