@@ -128,7 +128,7 @@ def _initial_export(schedule: Schedule) -> VideoCodec:
     """The export named by ``init_weights``, checked to have the schedule preset's architecture."""
     codec = load_model(schedule.init_weights)
     ignore = {"name", "description", "reference"}
-    if codec.config.model_dump(exclude=ignore) != load_preset(schedule.preset).model_dump(exclude=ignore):
+    if codec.config.model_dump(exclude=ignore) != load_model_config(schedule.preset).model_dump(exclude=ignore):
         raise ConfigError(f"key 'init_weights': {schedule.init_weights} holds a '{codec.config.name}' model, not the "
                           f"architecture of the schedule's preset '{schedule.preset}'")
     return codec

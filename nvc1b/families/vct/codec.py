@@ -148,8 +148,9 @@ class VctCodec(nn.Module):
 
     # --- the step API shared with the NVC family ------------------------------------------------------------
     def intra_step(self, x: Tensor | None, q_index, coder=None, size: tuple[int, int] | None = None,
-                   batch: int = 1) -> StepOutput:
-        """A frame coded with zero-padded previous latents (the first frame, or a refresh every intra period)."""
+                   batch: int = 1, sequence_index: int = 0) -> StepOutput:
+        """A frame coded with zero-padded previous latents (the first frame, or a refresh every intra period);
+        ``sequence_index`` (the frame's position, which NVC's feature adaptors use) plays no part in VCT."""
         if x is not None:
             batch, size = x.shape[0], tuple(x.shape[-2:])
         assert size is not None, "intra_step needs the frame or its size"
