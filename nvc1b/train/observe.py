@@ -72,7 +72,7 @@ def progress_line(stage: str, step: int, total: int, scalars: dict[str, float]) 
     def get(key: str) -> float:
         return scalars.get(key, float("nan"))
 
-    bpp = get("train/bpp_y") + get("train/bpp_m") if "train/bpp_y" in scalars else float("nan")
+    bpp = get("train/bpp_y") + scalars.get("train/bpp_m", 0.0) if "train/bpp_y" in scalars else float("nan")
     eta = format_duration(get("eta/stage_s")) or "?"
     eta_all = format_duration(get("eta/schedule_s")) or "?"
     return (f"stage {stage} step {step}/{total}: loss {get('train/loss'):.4g} psnr {get('train/psnr'):.2f} "
@@ -123,7 +123,7 @@ class Monitor:
         for key, value in scalars.items():
             self.writer.add_scalar(key, value, global_step)
         with open(self.run_dir / "logs" / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"step": global_step, **record, **scalars}) + "\n")
+            f.write(json.dumps({"step": global_step, "time": round(time.time(), 3), **record, **scalars}) + "\n")
         if self.bar is not None:
             self.bar.set_postfix_str(bar_text, refresh=False)
             self.bar.update(1)

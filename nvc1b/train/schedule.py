@@ -17,6 +17,7 @@ from ..errors import ConfigError
 Parts = Literal["Intra", "Inter", "Recon", "All"]
 Loss = Literal["intra", "meD", "meRD", "recD", "recRD", "all", "all_T"]
 Precision = Literal["auto", "fp32", "bf16"]
+Decay = Literal["constant", "cosine", "linear"]
 Updates = Literal["per_frame", "per_clip"]
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
@@ -84,7 +85,13 @@ class Stage(Strict):
     loss: Loss
     """Loss of the paper: meD, meRD, recD, recRD, all (per frame, references detached), all_T (cascaded)."""
     lr: PositiveFloat
-    """Learning rate (AdamW)."""
+    """Learning rate (AdamW): the peak, reached after the warm-up."""
+    warmup_steps: int = Field(0, ge=0)
+    """Linear learning-rate warm-up over the stage's first N optimizer steps (step k of N uses lr·k/N)."""
+    decay: Decay = "constant"
+    """Learning rate after the warm-up: constant, or decayed (half-cosine or linear) to lr·decay_to at the end."""
+    decay_to: float = Field(0.1, ge=0, le=1)
+    """Final learning rate of a decaying stage, as a fraction of lr."""
     epochs: Optional[PositiveFloat] = None
     """Length in epochs over the training clips (exactly one of epochs and steps)."""
     steps: Optional[PositiveInt] = None
@@ -106,6 +113,8 @@ class Stage(Strict):
             raise ValueError("an Intra stage has frames: 1, and only an Intra stage has one frame")
         if self.weights is not None and self.parts != "Intra":
             raise ValueError("'weights' is only for the Intra stage")
+        if self.steps is not None and self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps {self.warmup_steps} leaves none of the stage's {self.steps} steps")
         return self
 
 

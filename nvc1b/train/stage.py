@@ -26,7 +26,7 @@ from .checkpointing import (
 from .clip import ClipLoss, ClipSpec, set_trainable
 from .distributed import DistInfo, any_rank, mean_over_ranks
 from ..perf.checkpoint_plan import stage_frames_checkpointing
-from .optimizer import build_optimizer, moments_source, set_hyperparameters
+from .optimizer import build_optimizer, lr_multiplier, moments_source, set_hyperparameters, set_lr
 from .observe import Monitor, peak_memory_gb, write_status
 from .schedule import Schedule, effective
 from .stability import SpikeDetector, injected_nan
@@ -242,6 +242,8 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
                 start=(cursor.clip % per_epoch) * accum,
             ))
             stream_epoch = epoch
+        step_lr = lr * lr_multiplier(stage, progress.step, total)
+        set_lr(engine.optimizer, step_lr)
         t0 = time.perf_counter()
         data_time, sums, step_loss = 0.0, {}, torch.zeros((), device=dist.device)
         for micro in range(accum):
@@ -274,7 +276,7 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
         step_time = time.perf_counter() - t0
         progress = replace(progress, step=progress.step + 1, total_steps=progress.total_steps + 1)
         grad_norm = engine.get_global_grad_norm()
-        _report(ctx, progress, scalars, applied, grad_norm, lr, cfg, step_time, data_time, total, engine.skipped_steps)
+        _report(ctx, progress, scalars, applied, grad_norm, step_lr, cfg, step_time, data_time, total, engine.skipped_steps)
 
         if detector.record(applied, global_loss):
             return _rollback(ctx, progress, detector)
