@@ -130,9 +130,10 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
         anchors = make_anchors("x265", test_set, run_dir / "anchors" / "x265", qps, frames, None, "rgb", crop,
                                progress=progress)
         anchor_note = (f"Anchor: x265 through FFmpeg (preset medium, low delay without B-frames, the same frames and "
-                       f"intra period, QP {', '.join(str(q) for q in qps)}: the common test conditions' 22–37 and "
-                       "beyond, down to the PSNR of the demo model, so that a BD-rate over the common PSNR range "
-                       "exists; `nvc1b anchors` keeps 22–37).")
+                       f"intra period, QP {', '.join(str(q) for q in qps)}). The demo's QPs go past the common test "
+                       "conditions' 22–37 down to x265's coarsest, 51, whose PSNR reaches into the demo model's "
+                       "range, so that the BD-rate has a common PSNR range to integrate over; `nvc1b anchors` "
+                       "keeps 22–37.")
     times.anchors = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -1,6 +1,7 @@
 """A stage's learning-rate curve: linear warm-up, then constant or a cosine / linear decay to decay_to; the keys
 are validated with the stage named."""
 
+import itertools
 import math
 
 import pytest
@@ -21,7 +22,7 @@ def test_warm_up_then_constant_cosine_or_linear_decay():
     cos = stage(warmup_steps=2, decay="cosine", decay_to=0.1)
     values = [lr_multiplier(cos, k, 10) for k in range(10)]
     assert values[:3] == [0.5, 1.0, 1.0] and math.isclose(values[-1], 0.1)
-    assert all(a > b for a, b in zip(values[2:], values[3:]))
+    assert all(a > b for a, b in itertools.pairwise(values[2:]))
     assert math.isclose(lr_multiplier(cos, 2 + 3.5, 10), 0.55)  # halfway through the decay: the mean of lr and the end
     lin = stage(decay="linear", decay_to=0.0)
     assert [round(lr_multiplier(lin, k, 10), 6) for k in (0, 3, 9)] == [1.0, round(1 - 3 / 9, 6), 0.0]

@@ -133,6 +133,7 @@ def _code_sequence(ffmpeg: str, ffprobe: str, encoder: str, test_set: TestSet, s
                    protocol: Protocol, qp: int, tmp: Path) -> _Coded:
     """Encode ``sequence`` (the protocol's frames and window) at ``qp`` and decode it again, in folder ``tmp``."""
     width, height = protocol.size(sequence)
+    fmt = ENCODERS[encoder][1]
     source, stream, recon = tmp / "source.yuv", tmp / f"stream.{fmt}", tmp / "recon.yuv"
     for i, (_, ref) in enumerate(read_references(test_set, sequence, protocol)):
         video.write_yuv420(source, *ref.yuv, append=i > 0)

@@ -76,7 +76,8 @@ def plot_training_curves(metrics: str | Path, path: str | Path) -> Path:
             if not np.isfinite(values).any():
                 continue
             ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
-            ax.plot(steps, _running_mean(values, SMOOTH), color=colour, linewidth=1.6, label=stage)
+            ax.plot(steps, _running_mean(values, SMOOTH), color=colour, linewidth=1.6, label=stage,
+                    marker="o" if len(steps) < 3 else None, markersize=3)
         if log_scale:
             ax.set_yscale("log")
         ax.set_xlabel("optimizer step (whole run)")

@@ -119,8 +119,8 @@ def summary_paragraph(n: dict[str, Any], preset: str) -> str:
     text = (f"**What the numbers mean.** After {n['training_minutes']:.1f} minutes of training from scratch on this "
             f"machine ({n['total_minutes']:.1f} minutes for the whole demo), the `{preset}` model codes the "
             f"synthetic clips through real bitstreams at {n['bpp_low']:.3f}–{n['bpp_high']:.3f} bpp "
-            f"(a {n['bpp_span']:.1f}× span over its {n['points']} rate points) with {n['psnr_low']:.2f}–"
-            f"{n['psnr_high']:.2f} dB RGB PSNR. ")
+            f"(a {n['bpp_span']:.1f}× span over its {n['points']} rate points), with an RGB PSNR of "
+            f"{n['psnr_low']:.2f} dB at its lowest rate and {n['psnr_high']:.2f} dB at its highest. ")
     if "bd_rate" in n:
         text += (f"x265 at QP {n['anchor_qp_low']}–{n['anchor_qp_high']} reaches {n['anchor_psnr_low']:.2f}–"
                  f"{n['anchor_psnr_high']:.2f} dB. ")
@@ -195,6 +195,6 @@ def frame_comparison(codec: CodingModel, test_set: TestSet, model: Path, anchor:
                                   "rgb", crop)
         grid.append(FrameRow(f"x265 {nearest['point']}", [_image(p.rgb) for p in planes],
                              captions(_csv_rows(anchor, sequence, nearest["point"]))))
-    title = (f"{sequence}, the first {frames} frames{f' in the centred {crop[0]}x{crop[1]} window' if crop else ''}: "
-             "frame 0 is the I-frame, the others P-frames (per-frame RGB PSNR and bpp from the results)")
+    title = (f"{sequence}, the first {frames} frames{f' in the centred {crop[0]}x{crop[1]} window' if crop else ''}\n"
+             "frame 0 is the I-frame, the others P-frames; per-frame RGB PSNR and bpp from the results")
     return plot_frame_comparison(grid, numbers, out, title)
