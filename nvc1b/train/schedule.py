@@ -125,6 +125,10 @@ class DataSource(Strict):
     """A shard manifest (or its directory), or 'builtin' for the synthetic set (built on first use, cached)."""
     workers: int = Field(2, ge=0)
     """Data-loader worker processes per rank."""
+    permute_colours: bool = False
+    """Give each training clip a random order of its R, G, B channels (seeded per step, the same for all its
+    frames): a colour augmentation for small or colour-poor sets (the built-in photos are half greyscale and
+    mostly warm), so a model learns to code colour rather than the set's palette."""
 
 
 class Schedule(Strict):

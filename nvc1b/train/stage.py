@@ -23,6 +23,7 @@ from .comm import training_kernels, with_communication
 from .checkpointing import (
     Progress, consolidated_weights, export_stage, load_same_world, read_latest, save_checkpoint, stage_export_path,
 )
+from .augment import permute_colours
 from .clip import ClipLoss, ClipSpec, set_trainable
 from .distributed import DistInfo, any_rank, mean_over_ranks
 from ..perf.checkpoint_plan import stage_frames_checkpointing
@@ -253,6 +254,8 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
                 data_time += time.perf_counter() - t_data
                 torch.manual_seed(_seed(sched.seed, ctx.index, cursor.clip, micro, dist.rank))
                 q_index = torch.randint(0, len(sched.lambdas), (frames.shape[0],)).float().to(dist.device)
+                if sched.data.permute_colours:
+                    frames = permute_colours(frames)
                 held.put(micro, frames, q_index)
             frames, q_index, state = held.get(micro)
             if cursor.frame is None:
