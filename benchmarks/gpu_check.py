@@ -156,6 +156,7 @@ def _demo_schedule(s: Settings, manifest: Path) -> Path:
     sched["stages"] = [{**by_name["intra"], "steps": 3}, {**by_name["t12-all"], "steps": 2}]
     for st in sched["stages"]:
         st.pop("epochs", None)
+        st.pop("warmup_steps", None)  # the cut stages are shorter than the warm-up
     sched.update(precision="fp32" if s.smoke else "bf16", checkpoint_every=2, global_batch=4, micro_batch=2,
                  crop=s.crop)
     sched["data"] = {"train": str(manifest), "workers": 0}

@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
               f"BD-PSNR {format_bd(result.bd_psnr_vs_x265, ' dB', 'rate')}")
     else:
         print("no x265 anchors (FFmpeg not found)")
+    print("where the time went (wall seconds):")
+    for name, seconds in result.times.rows():
+        print(f"  {name:<32} {seconds:7.1f}")
     print(f"demo done in {result.seconds:.0f} s (training: {result.training})")
     print(f"report: {result.report}")
     return 0

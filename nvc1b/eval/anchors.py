@@ -14,15 +14,16 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import video
 from ..data.testsets import TestSequence, TestSet
 from ..errors import NvcError
 from .evaluate import open_test_set
-from .metrics import measure
+from .metrics import Planes, measure
 from ..data.conversions import DEFAULT_CONVERSION
-from .protocol import planes_from_samples, read_references, resolve_protocol
+from .protocol import Protocol, planes_from_samples, read_references, resolve_protocol
 from .results import FrameRow, PointResult, frame_row, point_name, summarize
 from .runner import EvalResult, frame_bar, run_dataset
 
@@ -89,42 +90,84 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
         if not 1 <= int(qp) <= 51:
             raise AnchorError(f"QP {qp} is outside 1..51 (0 would be lossless)")
     points = [(point_name("qp", int(qp)), float(qp)) for qp in qps]
-    fmt = ENCODERS[encoder][1]
 
     def code_point(sequence: TestSequence, name: str, qp: float) -> tuple[PointResult, list[FrameRow]]:
         width, height = protocol.size(sequence)
-        references = lambda: read_references(test_set, sequence, protocol)
         with tempfile.TemporaryDirectory(prefix="nvc1b-anchor-") as tmp, \
                 frame_bar(protocol.frames, f"{sequence.name} {name} {encoder}", progress) as bar:
-            source, stream, recon = Path(tmp) / "source.yuv", Path(tmp) / f"stream.{fmt}", Path(tmp) / "recon.yuv"
-            for i, (_, ref) in enumerate(references()):
-                video.write_yuv420(source, *ref.yuv, append=i > 0)
-            where = f"{encoder} on {sequence.name} at {name}"
-            start = time.perf_counter()
-            _run([ffmpeg_path, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
-                  "-s:v", f"{width}x{height}", "-r", f"{sequence.fps:g}", "-i", str(source),
-                  "-frames:v", str(protocol.frames), *encoder_options(encoder, int(qp), protocol.intra_period),
-                  "-f", fmt, str(stream)], where)
-            encode_seconds = (time.perf_counter() - start) / protocol.frames
-            start = time.perf_counter()
-            _run([ffmpeg_path, "-hide_banner", "-loglevel", "error", "-y", "-i", str(stream), "-f", "rawvideo",
-                  "-pix_fmt", "yuv420p", str(recon)], f"decoding {where}")
-            decode_seconds = (time.perf_counter() - start) / protocol.frames
-            packets = _packets(ffprobe_path, stream, where)
-            if len(packets) != protocol.frames or sum(size for size, _ in packets) != stream.stat().st_size:
-                raise AnchorError(f"{where}: {len(packets)} packets for {protocol.frames} frames in {stream.name}")
+            coded = _code_sequence(ffmpeg_path, ffprobe_path, encoder, test_set, sequence, protocol, int(qp), Path(tmp))
             rows = []
-            for i, ((size, frame_type), (_, ref)) in enumerate(zip(packets, references(), strict=True)):
-                y, u, v = video.read_yuv420(recon, width, height, start=i, count=1)
-                quality = measure(ref, planes_from_samples(y[0], u[0], v[0], 8, protocol), with_ms_ssim)
-                rows.append(frame_row(i, frame_type, size, width * height, quality, encode_seconds, decode_seconds))
+            for i, ((size, frame_type), (_, ref)) in enumerate(
+                    zip(coded.packets, read_references(test_set, sequence, protocol), strict=True)):
+                quality = measure(ref, coded.frame(i), with_ms_ssim)
+                rows.append(frame_row(i, frame_type, size, width * height, quality, coded.encode_seconds,
+                                      coded.decode_seconds))
                 bar.update()
-            stream_bytes = stream.stat().st_size
-        return summarize(sequence.name, name, qp, width, height, stream_bytes, rows), rows
+        return summarize(sequence.name, name, qp, width, height, coded.stream_bytes, rows), rows
 
     codec = {"kind": encoder, "preset": PRESET, "ffmpeg": version}
     info = {"dataset_yaml": yaml_path, "qps": [int(q) for q in qps]}
     return run_dataset(out, test_set, protocol, codec, encoder, points, code_point, progress, info)
+
+
+@dataclass
+class _Coded:
+    """One sequence through FFmpeg: the decoded YUV file (inside a temporary folder) and the stream's packets."""
+
+    recon: Path
+    packets: list[tuple[int, str]]
+    stream_bytes: int
+    encode_seconds: float
+    decode_seconds: float
+    width: int
+    height: int
+    protocol: Protocol
+
+    def frame(self, index: int) -> Planes:
+        """Decoded frame ``index`` in both colour spaces (its RGB by the protocol's conversion)."""
+        y, u, v = video.read_yuv420(self.recon, self.width, self.height, start=index, count=1)
+        return planes_from_samples(y[0], u[0], v[0], 8, self.protocol)
+
+
+def _code_sequence(ffmpeg: str, ffprobe: str, encoder: str, test_set: TestSet, sequence: TestSequence,
+                   protocol: Protocol, qp: int, tmp: Path) -> _Coded:
+    """Encode ``sequence`` (the protocol's frames and window) at ``qp`` and decode it again, in folder ``tmp``."""
+    width, height = protocol.size(sequence)
+    fmt = ENCODERS[encoder][1]
+    source, stream, recon = tmp / "source.yuv", tmp / f"stream.{fmt}", tmp / "recon.yuv"
+    for i, (_, ref) in enumerate(read_references(test_set, sequence, protocol)):
+        video.write_yuv420(source, *ref.yuv, append=i > 0)
+    where = f"{encoder} on {sequence.name} at qp{qp}"
+    start = time.perf_counter()
+    _run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+          "-s:v", f"{width}x{height}", "-r", f"{sequence.fps:g}", "-i", str(source),
+          "-frames:v", str(protocol.frames), *encoder_options(encoder, qp, protocol.intra_period),
+          "-f", fmt, str(stream)], where)
+    encode_seconds = (time.perf_counter() - start) / protocol.frames
+    start = time.perf_counter()
+    _run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(stream), "-f", "rawvideo",
+          "-pix_fmt", "yuv420p", str(recon)], f"decoding {where}")
+    decode_seconds = (time.perf_counter() - start) / protocol.frames
+    packets = _packets(ffprobe, stream, where)
+    if len(packets) != protocol.frames or sum(size for size, _ in packets) != stream.stat().st_size:
+        raise AnchorError(f"{where}: {len(packets)} packets for {protocol.frames} frames in {stream.name}")
+    return _Coded(recon, packets, stream.stat().st_size, encode_seconds, decode_seconds, width, height, protocol)
+
+
+def anchor_frames(encoder: str, dataset: str | Path | TestSet, sequence: str, qp: int, frames: int,
+                  frame_numbers: Sequence[int], colorspace: str = "rgb", crop: tuple[int, int] | None = None,
+                  ffmpeg: str = "ffmpeg") -> tuple[list[Planes], list[int]]:
+    """Frames ``frame_numbers`` of one sequence as the anchor decodes it at ``qp`` (coded as ``make_anchors``
+    codes it: the first ``frames`` frames in the window), and each one's size in bytes."""
+    ffmpeg_path, ffprobe_path, _ = find_ffmpeg(encoder, ffmpeg)
+    test_set, _ = open_test_set(dataset)
+    protocol = resolve_protocol(test_set, frames, None, colorspace, crop)
+    match = [s for s in test_set.sequences if s.name == sequence]
+    if not match:
+        raise AnchorError(f"{test_set.name}: no sequence '{sequence}'")
+    with tempfile.TemporaryDirectory(prefix="nvc1b-anchor-") as tmp:
+        coded = _code_sequence(ffmpeg_path, ffprobe_path, encoder, test_set, match[0], protocol, qp, Path(tmp))
+        return [coded.frame(i) for i in frame_numbers], [coded.packets[i][0] for i in frame_numbers]
 
 
 def _packets(ffprobe: str, stream: Path, where: str) -> list[tuple[int, str]]:

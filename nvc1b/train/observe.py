@@ -123,7 +123,7 @@ class Monitor:
         for key, value in scalars.items():
             self.writer.add_scalar(key, value, global_step)
         with open(self.run_dir / "logs" / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"step": global_step, **record, **scalars}) + "\n")
+            f.write(json.dumps({"step": global_step, "time": round(time.time(), 3), **record, **scalars}) + "\n")
         if self.bar is not None:
             self.bar.set_postfix_str(bar_text, refresh=False)
             self.bar.update(1)

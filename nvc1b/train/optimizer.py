@@ -1,17 +1,18 @@
-"""AdamW as a stage uses it: the schedule's betas and decoupled weight decay, and the moments carried across a
-stage hand-off when the next stage trains exactly the same parameters (consecutive All stages, Inter meD → meRD),
-restarted otherwise."""
+"""AdamW as a stage uses it: the schedule's betas and decoupled weight decay, the stage's learning-rate curve
+(warm-up, then constant or decaying), and the moments carried across a stage hand-off when the next stage trains
+exactly the same parameters (consecutive All stages, Inter meD → meRD), restarted otherwise."""
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .checkpointing import read_latest
-from .schedule import Schedule
+from .schedule import Schedule, Stage
 
 log = logging.getLogger("nvc1b.train")
 
@@ -25,6 +26,25 @@ def set_hyperparameters(optimizer: torch.optim.Optimizer, lr: float, cfg: Schedu
     """The stage's lr, betas and weight decay in every group (a loaded state carries the previous stage's)."""
     for group in optimizer.param_groups:
         group.update(lr=lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
+
+
+def lr_multiplier(stage: Stage, step: int, total: int) -> float:
+    """Factor of ``stage.lr`` for optimizer step ``step`` (0-based) of ``total``: a linear warm-up over
+    ``warmup_steps``, then constant, or a half-cosine or linear decay to ``decay_to`` at the last step."""
+    if step < stage.warmup_steps:
+        return (step + 1) / stage.warmup_steps
+    if stage.decay == "constant":
+        return 1.0
+    span = total - stage.warmup_steps - 1
+    done = min(1.0, (step - stage.warmup_steps) / span) if span > 0 else 1.0
+    shape = 0.5 * (1 + math.cos(math.pi * done)) if stage.decay == "cosine" else 1 - done
+    return stage.decay_to + (1 - stage.decay_to) * shape
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """This step's learning rate in every group."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def moments_source(schedule: Schedule, index: int, run_dir: Path, world_size: int) -> str | None:

@@ -18,6 +18,7 @@ Parts = Literal["Intra", "Inter", "Recon", "All", "Transforms", "Transformers"]
 """Stage types of every family: nvc (Intra, Inter, Recon, All) and vct (Transforms, Transformers, All)."""
 Loss = Literal["intra", "meD", "meRD", "recD", "recRD", "all", "all_T", "rd", "rate"]
 Precision = Literal["auto", "fp32", "bf16"]
+Decay = Literal["constant", "cosine", "linear"]
 Updates = Literal["per_frame", "per_clip"]
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
@@ -86,7 +87,13 @@ class Stage(Strict):
     loss: Loss
     """nvc: meD, meRD, recD, recRD, all (per frame, references detached), all_T (cascaded); vct: rd (r + λd), rate."""
     lr: PositiveFloat
-    """Learning rate (AdamW)."""
+    """Learning rate (AdamW): the peak, reached after the warm-up."""
+    warmup_steps: int = Field(0, ge=0)
+    """Linear learning-rate warm-up over the stage's first N optimizer steps (step k of N uses lr·k/N)."""
+    decay: Decay = "constant"
+    """Learning rate after the warm-up: constant, or decayed (half-cosine or linear) to lr·decay_to at the end."""
+    decay_to: float = Field(0.1, ge=0, le=1)
+    """Final learning rate of a decaying stage, as a fraction of lr."""
     epochs: Optional[PositiveFloat] = None
     """Length in epochs over the training clips (exactly one of epochs and steps)."""
     steps: Optional[PositiveInt] = None
@@ -102,6 +109,8 @@ class Stage(Strict):
         from ..families import get_family  # the preset's family decides which stage types exist
 
         get_family((info.context or {}).get("family", "nvc")).check_stage(self)
+        if self.steps is not None and self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps {self.warmup_steps} leaves none of the stage's {self.steps} steps")
         return self
 
 
@@ -112,6 +121,10 @@ class DataSource(Strict):
     """A shard manifest (or its directory), or 'builtin' for the synthetic set (built on first use, cached)."""
     workers: int = Field(2, ge=0)
     """Data-loader worker processes per rank."""
+    permute_colours: bool = False
+    """Give each training clip a random order of its R, G, B channels (seeded per step, the same for all its
+    frames): a colour augmentation for small or colour-poor sets (the built-in photos are half greyscale and
+    mostly warm), so a model learns to code colour rather than the set's palette."""
 
 
 class Schedule(Strict):

@@ -24,10 +24,11 @@ from .comm import training_kernels, with_communication
 from .checkpointing import (
     Progress, consolidated_weights, export_stage, load_same_world, read_latest, save_checkpoint, stage_export_path,
 )
+from .augment import permute_colours
 from .clip import ClipSpec
 from .distributed import DistInfo, any_rank, mean_over_ranks
 from ..perf.checkpoint_plan import CheckpointChoice, stage_frames_checkpointing
-from .optimizer import build_optimizer, moments_source, set_hyperparameters
+from .optimizer import build_optimizer, lr_multiplier, moments_source, set_hyperparameters, set_lr
 from .observe import Monitor, peak_memory_gb, write_status
 from .schedule import Schedule, effective
 from .stability import SpikeDetector, injected_nan
@@ -124,7 +125,7 @@ def stage_start_model(schedule: Schedule, index: int, run_dir: Path) -> nn.Modul
     return codec
 
 
-def _initial_export(schedule: Schedule) -> VideoCodec:
+def _initial_export(schedule: Schedule) -> nn.Module:
     """The export named by ``init_weights``, checked to have the schedule preset's architecture."""
     codec = load_model(schedule.init_weights)
     ignore = {"name", "description", "reference"}
@@ -259,6 +260,8 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
                 start=(cursor.clip % per_epoch) * accum,
             ))
             stream_epoch = epoch
+        step_lr = lr * lr_multiplier(stage, progress.step, total)
+        set_lr(engine.optimizer, step_lr)
         t0 = time.perf_counter()
         data_time, sums, step_loss = 0.0, {}, torch.zeros((), device=dist.device)
         for micro in range(accum):
@@ -268,6 +271,8 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
                 data_time += time.perf_counter() - t_data
                 torch.manual_seed(_seed(sched.seed, ctx.index, cursor.clip, micro, dist.rank))
                 q_index = torch.randint(0, len(sched.lambdas), (frames.shape[0],)).float().to(dist.device)
+                if sched.data.permute_colours:
+                    frames = permute_colours(frames)
                 held.put(micro, frames, q_index)
             frames, q_index, state = held.get(micro)
             if cursor.frame is None:
@@ -291,7 +296,7 @@ def _loop(ctx, engine, progress: Progress, cfg: Schedule, accum: int, per_epoch:
         step_time = time.perf_counter() - t0
         progress = replace(progress, step=progress.step + 1, total_steps=progress.total_steps + 1)
         grad_norm = engine.get_global_grad_norm()
-        _report(ctx, progress, scalars, applied, grad_norm, lr, cfg, step_time, data_time, total, engine.skipped_steps)
+        _report(ctx, progress, scalars, applied, grad_norm, step_lr, cfg, step_time, data_time, total, engine.skipped_steps)
 
         if detector.record(applied, global_loss):
             return _rollback(ctx, progress, detector)
