@@ -214,8 +214,8 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def load_preset(name_or_path: str | Path) -> ModelConfig:
-    """A packaged preset by name (``tiny``, ``sdd-21m``, ``nvc1b``, …) or a preset YAML file by path."""
+def preset_path(name_or_path: str | Path) -> Path:
+    """The file of a packaged preset name (of any family) or a preset YAML path."""
     text = str(name_or_path)
     path = Path(text)
     if not (text.endswith((".yaml", ".yml")) or path.is_file()):
@@ -224,6 +224,12 @@ def load_preset(name_or_path: str | Path) -> ModelConfig:
             raise ConfigError(
                 f"unknown preset '{text}': choose one of {', '.join(list_presets())} or give a path to a preset YAML file"
             )
+    return path
+
+
+def load_preset(name_or_path: str | Path) -> ModelConfig:
+    """A packaged preset by name (``tiny``, ``sdd-21m``, ``nvc1b``, …) or a preset YAML file by path."""
+    path = preset_path(name_or_path)
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     config = validate(ModelConfig, data, str(path))

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from ..config.loading import read_yaml, validate
+from ..config.model import preset_path
 from ..errors import ConfigError
 from .base import Family, PartCount
 from .nvc import NVC
@@ -49,21 +50,6 @@ def build_model(config: Any) -> nn.Module:
 
 def count_parts(config: Any) -> PartCount:
     return family_of(config).count(config)
-
-
-def preset_path(name_or_path: str | Path) -> Path:
-    """The file of a packaged preset name or a preset path (as ``nvc1b.config.model.load_preset`` resolves it)."""
-    from ..config.model import PRESET_DIR, list_presets
-
-    text = str(name_or_path)
-    path = Path(text)
-    if not (text.endswith((".yaml", ".yml")) or path.is_file()):
-        path = PRESET_DIR / f"{text}.yaml"
-        if not path.is_file():
-            raise ConfigError(
-                f"unknown preset '{text}': choose one of {', '.join(list_presets())} or give a path to a preset YAML file"
-            )
-    return path
 
 
 def preset_family(name_or_path: str | Path) -> Family:

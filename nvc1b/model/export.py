@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..config.loading import validate
 from ..config.model import ModelConfig
@@ -101,12 +102,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> VideoCod
 
 def load_export(path: str | Path, device: str | torch.device = "cpu") -> ModelExport:
     """Rebuild the model of an export (file or run directory) with its fingerprint and coding tables."""
-    from safetensors.torch import load_file
-
     path = resolve_weights(path)
     meta = read_metadata(path)
     config = validate(ModelConfig, json.loads(meta["preset"]), f"{path} (embedded preset)")
-    model = VideoCodec(config)
+    return restore_export(path, meta, VideoCodec(config), config.name, device)
+
+
+def restore_export(
+    path: Path, meta: dict[str, str], model: nn.Module, preset_name: str, device: str | torch.device = "cpu"
+) -> ModelExport:
+    """Load an export's tensors into ``model`` (built from its embedded preset, of any family), unpack its coding
+    tables and check its fingerprint."""
+    from safetensors.torch import load_file
+
     state = load_file(str(path))
     packed: dict[str, dict[str, torch.Tensor]] = {}
     for key in [k for k in state if TABLE_MARKER in k]:
@@ -115,7 +123,7 @@ def load_export(path: str | Path, device: str | torch.device = "cpu") -> ModelEx
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         key = sorted(missing or unexpected)[0]
-        raise WeightsError(f"{path}: tensor '{key}' is {'missing' if missing else 'unexpected'} for preset {config.name}")
+        raise WeightsError(f"{path}: tensor '{key}' is {'missing' if missing else 'unexpected'} for preset {preset_name}")
     model.load_state_dict(state)
     if packed:
         try:
