@@ -62,3 +62,13 @@ class Family:
     """The constants of the family's own probability tables, hashed into the coding fingerprint."""
     memory_model: bool = False
     """Whether nvc1b.perf's memory model covers the family (per-frame checkpointing ``auto``, memory tables)."""
+
+
+def check_parts_and_loss(stage: Any, losses_for_parts: dict[str, tuple[str, ...]], family: str) -> None:
+    """A stage's ``parts`` is one of the family's stage types and its ``loss`` one that trains them."""
+    if stage.parts not in losses_for_parts:
+        raise ValueError(f"parts '{stage.parts}' is not a stage type of the {family} family "
+                         f"(use {', '.join(losses_for_parts)})")
+    if stage.loss not in losses_for_parts[stage.parts]:
+        raise ValueError(f"loss '{stage.loss}' does not train parts '{stage.parts}' "
+                         f"(use {' or '.join(losses_for_parts[stage.parts])})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..config.model import SECTIONS, ModelConfig
-from .base import Family, PartCount
+from .base import Family, PartCount, check_parts_and_loss
 
 PART_TITLES = {
     "motion_estimation": "Motion estimation",
@@ -57,14 +57,7 @@ def _clip_loss(model: nn.Module, spec) -> nn.Module:
 
 
 def _check_stage(stage) -> None:
-    if stage.parts not in LOSSES_FOR_PARTS:
-        raise ValueError(f"parts '{stage.parts}' is not a stage type of the nvc family "
-                         f"(use {', '.join(LOSSES_FOR_PARTS)})")
-    if stage.loss not in LOSSES_FOR_PARTS[stage.parts]:
-        raise ValueError(
-            f"loss '{stage.loss}' does not train parts '{stage.parts}' "
-            f"(use {' or '.join(LOSSES_FOR_PARTS[stage.parts])})"
-        )
+    check_parts_and_loss(stage, LOSSES_FOR_PARTS, "nvc")
     if (stage.parts == "Intra") != (stage.frames == 1):
         raise ValueError("an Intra stage has frames: 1, and only an Intra stage has one frame")
     if stage.weights is not None and stage.parts != "Intra":

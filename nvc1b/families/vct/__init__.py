@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..base import Family, PartCount
+from ..base import Family, PartCount, check_parts_and_loss
 from .config import SECTIONS, VctConfig
 
 PART_TITLES = {
@@ -56,12 +56,7 @@ def _clip_loss(model: nn.Module, spec) -> nn.Module:
 def _check_stage(stage) -> None:
     from .clip import LOSSES_FOR_PARTS
 
-    if stage.parts not in LOSSES_FOR_PARTS:
-        raise ValueError(f"parts '{stage.parts}' is not a stage type of the vct family "
-                         f"(use {', '.join(LOSSES_FOR_PARTS)})")
-    if stage.loss not in LOSSES_FOR_PARTS[stage.parts]:
-        raise ValueError(f"loss '{stage.loss}' does not train parts '{stage.parts}' "
-                         f"(use {' or '.join(LOSSES_FOR_PARTS[stage.parts])})")
+    check_parts_and_loss(stage, LOSSES_FOR_PARTS, "vct")
     if (stage.parts == "Transforms") != (stage.frames == 1):
         raise ValueError("a Transforms stage (Table 1, stage I) has frames: 1, and only it has one frame")
     if stage.weights is not None:
