@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import torch
 from torch import Tensor
@@ -34,13 +34,16 @@ from nvc1b.config.model import load_preset
 from nvc1b.data.builtin import ensure_builtin_dataset
 from nvc1b.data.loader import train_batches
 from nvc1b.data.testsets import load_test_set, read_rgb_frames
-from nvc1b.data.video import KB, KG, KR
+from nvc1b.data.video import rgb_to_yuv444
 from nvc1b.model.codec import VideoCodec
 from nvc1b.model.export import load_model
+from nvc1b.model.hierarchy import FRAME_WEIGHTS
 from nvc1b.model.quantization import RateEstimator
 from nvc1b.train.augment import permute_colours
 from nvc1b.train.clip import ClipLoss, ClipSpec, set_trainable
-from nvc1b.train.losses import cascaded
+from nvc1b.train.optimizer import lr_multiplier, set_lr
+from nvc1b.train.schedule import Stage
+from nvc1b.train.updates import steps_per_clip
 
 DEMO_LAMBDAS = "200,600,1800,5400"
 GRAD_CLIP = 0.2
@@ -66,18 +69,12 @@ def train_stream(frames: int, crop: int, batch: int, seed: int, stage: int) -> I
         epoch += 1
 
 
-def lr_at(lr: float, step: int, steps: int, warmup: int, decay_to: float) -> float:
-    if step <= warmup:
-        return lr * step / warmup
-    return lr * (decay_to + (1 - decay_to) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
-
-
 def psnr(a: Tensor, b: Tensor) -> float:
     return (-10 * torch.log10((a - b).pow(2).flatten(1).mean(1).clamp_min(1e-10))).mean().item()
 
 
 def luma(x: Tensor) -> Tensor:
-    return KR * x[:, 0] + KG * x[:, 1] + KB * x[:, 2]
+    return rgb_to_yuv444(x)[:, 0]
 
 
 def colour_energy(x: Tensor) -> float:
@@ -104,14 +101,15 @@ def run_intra(args: argparse.Namespace) -> None:
     codec = VideoCodec(load_preset(args.preset))
     optimizer = torch.optim.AdamW(codec.intra.parameters(), lr=args.lr, weight_decay=0.0)
     test = demo_windows(1, args.window)[:, 0]
+    stage = Stage(name="intra", frames=1, parts="Intra", loss="intra", lr=args.lr, steps=args.steps,
+                  warmup_steps=args.warmup, decay="cosine", decay_to=args.decay_to)
     stream = train_stream(1, args.crop, args.batch, args.seed, 0)
     start, skipped = time.perf_counter(), 0
     for step in range(1, args.steps + 1):
         x = next(stream)
         x = (permute_colours(x) if args.permute_colours else x)[:, 0]
         q = torch.randint(0, len(lambdas), (x.shape[0],))
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(args.lr, step, args.steps, args.warmup, args.decay_to)
+        set_lr(optimizer, args.lr * lr_multiplier(stage, step - 1, args.steps))
         out = codec.intra_step(x, q.float())
         loss = (lambdas[q] * (out.x_hat - x).pow(2).flatten(1).mean(1) + out.bpp()).mean()
         optimizer.zero_grad()
@@ -160,18 +158,19 @@ def run_pframes(args: argparse.Namespace) -> None:
 
     report("start")
     for index, (parts, loss_name, frames, lr, steps) in enumerate(json.loads(args.stages)):
+        stage = Stage(name=f"stage{index}", frames=frames, parts=parts, loss=loss_name, lr=lr, steps=steps,
+                      warmup_steps=args.warmup, decay="cosine", decay_to=0.0)
         trainable = set_trainable(codec, parts)
         model = ClipLoss(codec, ClipSpec(parts=parts, loss=loss_name, frames=frames, lambdas=lambdas,
-                                         frame_weights=(0.5, 1.2, 0.5, 0.9)))
+                                         frame_weights=FRAME_WEIGHTS))
         optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
-        per_clip = frames - 1 if frames > 2 and not cascaded(loss_name) else 1  # the engine's per-frame updates
+        per_clip = steps_per_clip(stage, SimpleNamespace(updates="per_frame"))  # the engine's default updates
         stream = train_stream(frames, args.crop, 1, args.seed, index + 1)
         start, state, clip, q = time.perf_counter(), None, None, None
         for step in range(1, steps + 1):
             if (step - 1) % per_clip == 0:
                 clip, q, state = permute_colours(next(stream)), torch.randint(0, len(lambdas), (1,)).float(), None
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(lr, step, steps, args.warmup, 0.0)
+            set_lr(optimizer, lr * lr_multiplier(stage, step - 1, steps))
             if per_clip > 1:
                 loss, _, state = model(clip, q, frame=(step - 1) % per_clip + 1, state=state)
             else:
