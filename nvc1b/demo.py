@@ -22,7 +22,7 @@ from .coding.runtime import load_coding_model
 from .data.builtin import ensure_builtin_dataset
 from .data.testsets import load_test_set
 from .errors import NvcError
-from .eval.anchors import AnchorError, find_ffmpeg, make_anchors
+from .eval.anchors import MIN_SCALED_SIDE, AnchorError, find_ffmpeg, make_anchors, scaled_size
 from .eval.bdrate import bd_psnr, bd_rate
 from .eval.channels import CHANNEL_SHARE_JSON, ChannelShare, channel_bitrate_share
 from .eval.demo_figures import plot_training_curves
@@ -49,6 +49,11 @@ DEMO_QPS = (22, 27, 32, 37, 42, 47, 51)
 """x265 QPs: the common test conditions' four, then on to x265's coarsest, whose PSNR on the demo clips
 (about 28 dB at QP 51) reaches down into the range of a model trained for minutes, so that the BD-rate has a
 common PSNR range to integrate over (``nvc1b anchors`` keeps the paper's 22–37)."""
+DEMO_LADDER_SCALES = (1, 2, 4, 8)
+DEMO_LADDER_QPS = (37, 51)
+"""x265's resolution ladder: each window also coded at 1/2, 1/4 and 1/8 of each side (upscaled back), at QP 37 and
+51; its convex hull reaches down to about 23.5 dB on the demo clips, where QP 51 at full size stops at about
+29 dB (these smooth clips are easy for x265). Scales that would code fewer than 16 pixels a side are left out."""
 
 
 @dataclass
@@ -61,6 +66,11 @@ class DemoResult:
     """BD-rate (%) of the model against x265 on the synthetic clips (NaN: no common PSNR range)."""
     bd_psnr_vs_x265: float | None
     """BD-PSNR (dB) of the model against x265 (NaN: no common rate range)."""
+    ladder: EvalResult | None
+    """x265's resolution ladder (its curve is the convex hull), None without FFmpeg or with no scale but 1."""
+    bd_rate_vs_ladder: float | None
+    """BD-rate (%) of the model against the ladder's hull (NaN: no common PSNR range)."""
+    bd_psnr_vs_ladder: float | None
     training: str
     """What happened to training: 'trained', 'resumed', 'already finished', 'stopped at --max-steps'."""
     seconds: float
@@ -97,7 +107,8 @@ def _cached_share(path: Path, q_indexes: Sequence[float], frames: int) -> Channe
 def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_steps: int | None = None,
              frames: int = DEMO_FRAMES, crop: tuple[int, int] | None = DEMO_CROP,
              q_indexes: Sequence[float] = Q_INDEXES, qps: Sequence[int] = DEMO_QPS,
-             data_root: str | Path | None = None, progress: bool = True) -> DemoResult:
+             data_root: str | Path | None = None, progress: bool = True,
+             ladder_scales: Sequence[int] = DEMO_LADDER_SCALES, ladder_qps: Sequence[int] = DEMO_LADDER_QPS) -> DemoResult:
     """Train, evaluate, make anchors and write ``RUN_DIR/report/report.md``; every step reuses finished work."""
     start = time.perf_counter()
     times = TimeSplit()
@@ -123,7 +134,7 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
     evaluation = evaluate(codec, test_set, run_dir / "eval", q_indexes, frames, None, "rgb", crop, progress=progress)
     times.evaluation = time.perf_counter() - t
 
-    anchors = None
+    anchors = ladder = None
     t = time.perf_counter()
     try:
         find_ffmpeg("x265")
@@ -138,6 +149,16 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
                        "conditions' 22–37 down to x265's coarsest, 51, whose PSNR reaches into the demo model's "
                        "range, so that the BD-rate has a common PSNR range to integrate over; `nvc1b anchors` "
                        "keeps 22–37.")
+        scales = _fitting_scales(ladder_scales, test_set, crop)
+        if len(scales) > 1:
+            ladder = make_anchors("x265", test_set, run_dir / "anchors" / "x265-ladder", ladder_qps, frames, None,
+                                  "rgb", crop, progress=progress, scales=scales)
+            anchor_note += (f" The x265 ladder codes the same windows at {', '.join(_fraction(s) for s in scales)} "
+                            f"of each side (Lanczos down, and up again before measuring), at QP "
+                            f"{', '.join(str(q) for q in ladder_qps)}; its curve is the convex hull of those points, "
+                            "the best x265 does at each rate by choosing its resolution (as AOM's adaptive-streaming "
+                            "test conditions do). It reaches below QP 51 at full size, which these smooth clips "
+                            "leave at a high PSNR.")
     times.anchors = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -151,6 +172,8 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
 
     bd = bd_rate(anchors.curve, evaluation.curve) if anchors else None
     bd_db = bd_psnr(anchors.curve, evaluation.curve) if anchors else None
+    ladder_bd = bd_rate(ladder.curve, evaluation.curve) if ladder else None
+    ladder_bd_db = bd_psnr(ladder.curve, evaluation.curve) if ladder else None
     window = f"the centred {crop[0]}x{crop[1]} window" if crop else "whole frames"
     description = (
         f"The demo: `{evaluation.summary['label']}` ({export.name}; training: {training}) coded through real "
@@ -163,6 +186,9 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
     if bd is not None:
         anchor_note += (f" Against x265 the model has a BD-rate of {format_bd(bd, '%', 'PSNR')} and a BD-PSNR of "
                         f"{format_bd(bd_db, ' dB', 'rate')}.")
+    if ladder_bd is not None:
+        anchor_note += (f" Against the x265 ladder: a BD-rate of {format_bd(ladder_bd, '%', 'PSNR')} and a BD-PSNR of "
+                        f"{format_bd(ladder_bd_db, ' dB', 'rate')}.")
 
     t = time.perf_counter()
     out = run_dir / "report"
@@ -177,14 +203,30 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
     times.report = time.perf_counter() - t
     times.other += time.perf_counter() - start - times.total
     times.save(out / TIMINGS_JSON)
-    numbers = summary_numbers(evaluation.folder, anchor_folder, out / TIMINGS_JSON)
+    numbers = summary_numbers(evaluation.folder, anchor_folder, out / TIMINGS_JSON, ladder.folder if ladder else None)
     rd_png = f"rd_rgb_{evaluation.summary['dataset']}.png"  # drawn by write_report below
     notes = [summary_paragraph(numbers, codec.preset), "", FULL_SIZE, "", f"![RD curves]({rd_png})", "", *figures,
              "Where this run's time went (wall seconds; work reused from an earlier run costs nothing):", "",
              *times.table(), "", description, "", anchor_note]
-    report = write_report(out, [run_dir / "eval"], [run_dir / "anchors" / "x265"] if anchors else [], [share],
-                          title="nvc1b demo", notes=notes)
-    return DemoResult(report, evaluation, anchors, bd, bd_db, training, time.perf_counter() - start, times)
+    anchor_dirs = [run_dir / "anchors" / "x265"] if anchors else []
+    anchor_dirs += [run_dir / "anchors" / "x265-ladder"] if ladder else []
+    report = write_report(out, [run_dir / "eval"], anchor_dirs, [share], title="nvc1b demo", notes=notes)
+    return DemoResult(report, evaluation, anchors, bd, bd_db, ladder, ladder_bd, ladder_bd_db, training,
+                      time.perf_counter() - start, times)
+
+
+def _fitting_scales(scales: Sequence[int], test_set, crop: tuple[int, int] | None) -> list[int]:
+    """The ladder's scales whose downscaled frames keep at least ``MIN_SCALED_SIDE`` pixels a side everywhere."""
+    sizes = [crop or (seq.width, seq.height) for seq in test_set.sequences]
+    fitting = [int(s) for s in scales if all(min(scaled_size(w, h, int(s))) >= MIN_SCALED_SIDE for w, h in sizes)]
+    if len(fitting) < len(scales):
+        log.info("x265 ladder: scales %s leave fewer than %d pixels a side; left out",
+                 sorted(set(map(int, scales)) - set(fitting)), MIN_SCALED_SIDE)
+    return sorted(set(fitting))
+
+
+def _fraction(scale: int) -> str:
+    return "full size" if scale == 1 else f"1/{scale}"
 
 
 def format_bd(value: float, unit: str, shared: str) -> str:

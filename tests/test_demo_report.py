@@ -41,6 +41,11 @@ def _expected_numbers(run_dir, ffmpeg: bool) -> set[str]:
         out |= {f"{v:.2f}" for v in anchor.psnr} | {p[2:] for p in anchor.extra["point"]}
         out |= {f"{max(min(model.psnr), min(anchor.psnr)):.2f}", f"{min(max(model.psnr), max(anchor.psnr)):.2f}",
                 f"{abs(bd_rate(anchor, model)):.1f}", f"{bd_psnr(anchor, model):+.2f}"}
+        summary = json.loads((run_dir / "anchors" / "x265-ladder" / "rgb" / "synthetic" / "dataset.json").read_text())
+        hull = curve_from_summary(summary)  # cited as "1/<largest scale>"
+        out |= {"1", str(max(summary["scales"])), f"{min(hull.psnr):.2f}", f"{min(hull.bpp):.3f}",
+                f"{max(min(model.psnr), min(hull.psnr)):.2f}", f"{min(max(model.psnr), max(hull.psnr)):.2f}",
+                f"{abs(bd_rate(hull, model)):.1f}", f"{bd_psnr(hull, model):+.2f}"}
     return out
 
 
@@ -79,6 +84,11 @@ def test_demo_report_shows_its_figures_and_cites_only_results(tmp_path):
     assert cited and cited <= _expected_numbers(run_dir, ffmpeg), cited - _expected_numbers(run_dir, ffmpeg)
     if ffmpeg:
         assert "x265 at QP 37–51" in summary
+        # the ladder: 1/2 and 1/4 of the 64x64 window (1/8 would code 8 pixels a side and is left out)
+        ladder = json.loads((run_dir / "anchors" / "x265-ladder" / "rgb" / "synthetic" / "dataset.json").read_text())
+        assert ladder["scales"] == [1, 2, 4] and ladder["label"] == "x265 ladder" and ladder["curve"] == "hull"
+        assert "down to 1/4 of each side" in summary and "](rd_rgb_synthetic.png)" in text
+        assert "### BD-rate (%) against x265 ladder" in text
 
 
 def test_stage_seconds_split_the_training_at_each_stage_s_last_step(tmp_path):

@@ -9,7 +9,8 @@ from evalhelpers import write_test_set
 
 from nvc1b.cli.main import main
 from nvc1b.eval.anchors import AnchorError, encoder_options, find_ffmpeg, make_anchors
-from nvc1b.eval.curves import load_results
+from nvc1b.eval.curves import load_results, rd_hull
+from nvc1b.eval.results import ResultsError
 
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
@@ -49,3 +50,45 @@ def test_x265_anchors_through_ffmpeg(tmp_path):
     assert curve.extra["point"] == ("qp37", "qp27")
     again = make_anchors("x265", yaml_path, tmp_path / "x265", qps=(27, 37), progress=False)
     assert (again.computed, again.reused) == (0, 4)
+
+
+def test_rd_hull_keeps_the_upper_convex_hull_up_to_the_best_psnr():
+    # (bpp, PSNR): a dominated point (0.15 costs more than 0.1 for less), one under the chord from 0.2 to 0.8
+    # (0.4 at 25.5 dB; the chord in log-rate passes 26.5 there), one past the best PSNR (1.6 at 29.5)
+    bpp = [0.4, 0.1, 0.2, 0.15, 0.8, 1.6]
+    psnr = [25.5, 20.0, 24.0, 19.0, 29.0, 28.5]
+    assert rd_hull(bpp, psnr) == [1, 2, 4]
+    assert rd_hull([0.1], [20.0]) == [0] and rd_hull([], []) == []
+
+
+def test_a_ladder_too_small_to_code_is_a_clear_error(tmp_path):
+    if not HAVE_FFMPEG:
+        pytest.skip("FFmpeg with ffprobe is not installed")
+    yaml_path = write_test_set(tmp_path / "set")
+    with pytest.raises(AnchorError, match=r"mini/Alpha: .* downscaled by 8 is .* below 16 px a side"):
+        make_anchors("x265", yaml_path, tmp_path / "x265", qps=(51,), scales=(1, 8), progress=False)
+    assert not (tmp_path / "x265").exists()
+
+
+@pytest.mark.skipif(not HAVE_FFMPEG, reason="FFmpeg with ffprobe is not installed")
+def test_x265_resolution_ladder_reaches_below_qp51_and_its_curve_is_the_hull(tmp_path):
+    yaml_path = write_test_set(tmp_path / "set")
+    result = make_anchors("x265", yaml_path, tmp_path / "ladder", qps=(37, 51), scales=(1, 2), progress=False)
+    assert result.computed == 8 and result.summary["label"] == "x265 ladder"
+    folder = tmp_path / "ladder" / "rgb" / "mini"
+    half = json.loads((folder / "sequences" / "Alpha" / "qp51-s2.json").read_text())
+    full = json.loads((folder / "sequences" / "Alpha" / "qp51.json").read_text())
+    assert (half["width"], half["height"]) == (full["width"], full["height"])  # measured at full size
+    assert half["bytes"] < full["bytes"] and half["psnr_rgb"] < full["psnr_rgb"]
+    points = {p["point"]: p for p in result.summary["points"]}
+    assert set(points) == {"qp37", "qp51", "qp37-s2", "qp51-s2"}
+    curve = load_results(tmp_path / "ladder")["mini"]
+    names = [p["point"] for p in sorted(points.values(), key=lambda p: p["bpp"])]
+    bpp = [points[n]["bpp"] for n in names]
+    psnr = [points[n]["psnr_rgb_float"] for n in names]
+    assert list(curve.extra["point"]) == [names[i] for i in rd_hull(bpp, psnr)]
+    assert curve.extra["point"][0] == "qp51-s2" and curve.psnr[0] < points["qp51"]["psnr_rgb_float"]
+    csv_rows = (folder / "dataset.csv").read_text().splitlines()[1:]
+    assert len(csv_rows) == len(curve.bpp)  # the CSV holds the hull too
+    with pytest.raises(ResultsError, match="holds results of another evaluation"):  # no mixing with a plain run
+        make_anchors("x265", yaml_path, tmp_path / "ladder", qps=(37, 51), progress=False)

@@ -82,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("encoder", choices=("x265", "x264"))
     a.add_argument("--qps", type=number_list(int), default=[22, 27, 32, 37], help="QPs (default 22,27,32,37)")
     a.add_argument("--ffmpeg", default="ffmpeg", help="FFmpeg executable (ffprobe is looked up next to it)")
+    a.add_argument("--scales", type=number_list(int), default=[1],
+                   help="downscaling factors, e.g. 1,2,4: a resolution ladder whose curve is the convex hull of "
+                        "every (scale, QP) point, for reaching qualities below QP 51 (default 1: full size only)")
     add_protocol_options(a)
     a.set_defaults(func=run_anchors)
 
@@ -154,7 +157,8 @@ def run_anchors(args: argparse.Namespace) -> int:
     for dataset in args.dataset:
         result = make_anchors(args.encoder, dataset, args.out, args.qps, args.frames, args.intra_period,
                               args.colorspace, args.crop, ffmpeg=args.ffmpeg, with_ms_ssim=args.ms_ssim,
-                              progress=not args.quiet, rgb_conversion=args.rgb_conversion, psnr=args.psnr)
+                              progress=not args.quiet, rgb_conversion=args.rgb_conversion, psnr=args.psnr,
+                              scales=args.scales)
         print_summary(result)
     return 0
 

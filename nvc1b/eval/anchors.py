@@ -5,6 +5,13 @@ The anchors code 8-bit YUV 4:2:0: the source planes for ``yuv420`` test sets, th
 RGB frames for ``rgb`` ones; RGB PSNR converts the decoded planes with the protocol's named RGB conversion (DCVC's by default).
 Sizes are those of the elementary stream (parameter sets included, x265's settings SEI switched off); times per
 frame are the FFmpeg run's wall time divided by the frames (process start included).
+
+A resolution ladder (``scales`` other than 1) also codes each sequence downscaled by each factor (Lanczos, both
+sides, rounded to even sizes) and upscales the decoded frames back (Lanczos) before measuring against the
+full-size source; bpp counts the full-size pixels. Its curve is the upper convex hull of all (scale, QP) points,
+as in the adaptive-streaming test conditions of AOM's AV2 work: the best that x265 at some resolution does at
+each rate. That reaches down to qualities QP 51 at full size cannot (x265's coarsest QP still codes the demo's
+smooth clips at about 29 dB).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ ENCODERS = {"x265": ("libx265", "hevc"), "x264": ("libx264", "h264")}
 QPS = (22, 27, 32, 37)
 """The common-test-condition QPs."""
 PRESET = "medium"
+MIN_SCALED_SIDE = 16
+"""The smallest downscaled frame side a ladder may code (two 8x8 coding units)."""
 
 
 class AnchorError(NvcError):
@@ -76,11 +85,24 @@ def encoder_options(encoder: str, qp: int, intra_period: int) -> list[str]:
             "-keyint_min", str(intra_period), "-sc_threshold", "0"]
 
 
+def scaled_size(width: int, height: int, scale: int) -> tuple[int, int]:
+    """The frame size a ladder codes at ``scale``: each side divided by it, rounded to an even number."""
+    return max(2, 2 * round(width / (2 * scale))), max(2, 2 * round(height / (2 * scale)))
+
+
+def ladder_point_name(qp: int, scale: int) -> str:
+    """'qp51' at full size, 'qp51-s4' at a quarter of each side."""
+    return point_name("qp", qp) + ("" if scale == 1 else f"-s{scale}")
+
+
 def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, qps: Sequence[int] = QPS,
                  frames: int | None = None, intra_period: int | None = None, colorspace: str = "rgb",
                  crop: tuple[int, int] | None = None, ffmpeg: str = "ffmpeg", with_ms_ssim: bool = True,
-                 progress: bool = True, rgb_conversion: str = DEFAULT_CONVERSION, psnr: str = "float") -> EvalResult:
-    """Code every sequence of ``dataset`` with FFmpeg's ``encoder`` ('x265' or 'x264') at each QP into ``out``."""
+                 progress: bool = True, rgb_conversion: str = DEFAULT_CONVERSION, psnr: str = "float",
+                 scales: Sequence[int] = (1,)) -> EvalResult:
+    """Code every sequence of ``dataset`` with FFmpeg's ``encoder`` ('x265' or 'x264') at each QP into ``out``;
+    with ``scales`` besides 1, at each QP and downscaling factor (a resolution ladder, labelled '<encoder>
+    ladder', whose curve is the convex hull of its points)."""
     ffmpeg_path, ffprobe_path, version = find_ffmpeg(encoder, ffmpeg)
     test_set, yaml_path = open_test_set(dataset)
     protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop, rgb_conversion, psnr)
@@ -89,13 +111,25 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
     for qp in qps:
         if not 1 <= int(qp) <= 51:
             raise AnchorError(f"QP {qp} is outside 1..51 (0 would be lossless)")
-    points = [(point_name("qp", int(qp)), float(qp)) for qp in qps]
+    scales = sorted({int(s) for s in scales})
+    if not scales or scales[0] < 1:
+        raise AnchorError(f"scales must be whole downscaling factors of at least 1, got {list(scales)}")
+    for sequence in test_set.sequences:
+        small = scaled_size(*protocol.size(sequence), scales[-1])
+        if min(small) < MIN_SCALED_SIDE:
+            raise AnchorError(f"{test_set.name}/{sequence.name}: {'x'.join(map(str, protocol.size(sequence)))} "
+                              f"downscaled by {scales[-1]} is {small[0]}x{small[1]}, below {MIN_SCALED_SIDE} px a side; "
+                              "use smaller scales")
+    ladder = scales != [1]
+    points = [(ladder_point_name(int(qp), s), float(qp)) for s in scales for qp in qps]
+    scale_of = {ladder_point_name(int(qp), s): s for s in scales for qp in qps}
 
     def code_point(sequence: TestSequence, name: str, qp: float) -> tuple[PointResult, list[FrameRow]]:
         width, height = protocol.size(sequence)
         with tempfile.TemporaryDirectory(prefix="nvc1b-anchor-") as tmp, \
                 frame_bar(protocol.frames, f"{sequence.name} {name} {encoder}", progress) as bar:
-            coded = _code_sequence(ffmpeg_path, ffprobe_path, encoder, test_set, sequence, protocol, int(qp), Path(tmp))
+            coded = _code_sequence(ffmpeg_path, ffprobe_path, encoder, test_set, sequence, protocol, int(qp), Path(tmp),
+                                   scale_of[name])
             rows = []
             for i, ((size, frame_type), (_, ref)) in enumerate(
                     zip(coded.packets, read_references(test_set, sequence, protocol), strict=True)):
@@ -106,8 +140,12 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
         return summarize(sequence.name, name, qp, width, height, coded.stream_bytes, rows), rows
 
     codec = {"kind": encoder, "preset": PRESET, "ffmpeg": version}
-    info = {"dataset_yaml": yaml_path, "qps": [int(q) for q in qps]}
-    return run_dataset(out, test_set, protocol, codec, encoder, points, code_point, progress, info)
+    info: dict = {"dataset_yaml": yaml_path, "qps": [int(q) for q in qps]}
+    if ladder:  # a ladder's folder is its own coder: it never mixes with a plain anchor's points
+        codec["scales"] = scales
+        info.update(scales=scales, curve="hull")
+    label = f"{encoder} ladder" if ladder else encoder
+    return run_dataset(out, test_set, protocol, codec, label, points, code_point, progress, info)
 
 
 @dataclass
@@ -130,22 +168,28 @@ class _Coded:
 
 
 def _code_sequence(ffmpeg: str, ffprobe: str, encoder: str, test_set: TestSet, sequence: TestSequence,
-                   protocol: Protocol, qp: int, tmp: Path) -> _Coded:
-    """Encode ``sequence`` (the protocol's frames and window) at ``qp`` and decode it again, in folder ``tmp``."""
+                   protocol: Protocol, qp: int, tmp: Path, scale: int = 1) -> _Coded:
+    """Encode ``sequence`` (the protocol's frames and window, downscaled by ``scale``) at ``qp`` and decode it
+    again (upscaled back), in folder ``tmp``."""
     width, height = protocol.size(sequence)
+    down, up = [], []
+    if scale != 1:
+        small = scaled_size(width, height, scale)
+        down = ["-vf", f"scale={small[0]}:{small[1]}:flags=lanczos"]
+        up = ["-vf", f"scale={width}:{height}:flags=lanczos"]
     fmt = ENCODERS[encoder][1]
     source, stream, recon = tmp / "source.yuv", tmp / f"stream.{fmt}", tmp / "recon.yuv"
     for i, (_, ref) in enumerate(read_references(test_set, sequence, protocol)):
         video.write_yuv420(source, *ref.yuv, append=i > 0)
-    where = f"{encoder} on {sequence.name} at qp{qp}"
+    where = f"{encoder} on {sequence.name} at {ladder_point_name(qp, scale)}"
     start = time.perf_counter()
     _run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
-          "-s:v", f"{width}x{height}", "-r", f"{sequence.fps:g}", "-i", str(source),
+          "-s:v", f"{width}x{height}", "-r", f"{sequence.fps:g}", "-i", str(source), *down,
           "-frames:v", str(protocol.frames), *encoder_options(encoder, qp, protocol.intra_period),
           "-f", fmt, str(stream)], where)
     encode_seconds = (time.perf_counter() - start) / protocol.frames
     start = time.perf_counter()
-    _run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(stream), "-f", "rawvideo",
+    _run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(stream), *up, "-f", "rawvideo",
           "-pix_fmt", "yuv420p", str(recon)], f"decoding {where}")
     decode_seconds = (time.perf_counter() - start) / protocol.frames
     packets = _packets(ffprobe, stream, where)

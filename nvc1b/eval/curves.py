@@ -2,13 +2,15 @@
 
 An anchor CSV has a header with at least ``bpp`` and ``psnr`` and one row per rate point; an optional ``dataset``
 column holds several test sets in one file, otherwise the file's stem names the test set (``HEVC_B.csv``).
-A folder without ``dataset.json`` files is read as a folder of such CSVs.
+A folder without ``dataset.json`` files is read as a folder of such CSVs. A ``dataset.json`` marked
+``"curve": "hull"`` (an anchor's resolution ladder) gives the upper convex hull of its points (``rd_hull``).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +41,31 @@ class RDCurve:
     encode_seconds, … (in the order of ``bpp``)."""
 
 
+def rd_hull(bpp: Sequence[float], psnr: Sequence[float]) -> list[int]:
+    """Indices, in increasing bpp, of the points on the upper convex hull in (log bpp, PSNR) from the lowest rate
+    to the highest PSNR: the best PSNR reachable at each rate by choosing among the points (and time-sharing
+    between neighbours on a log-rate scale). Points above the highest PSNR's rate are dominated and left out."""
+    order = sorted(range(len(bpp)), key=lambda i: (bpp[i], -psnr[i]))
+    if not order:
+        return []
+    best = max(order, key=lambda i: (psnr[i], -bpp[i]))
+    hull: list[int] = []
+    for i in order[: order.index(best) + 1]:
+        if hull and psnr[i] <= psnr[hull[-1]]:
+            continue  # no better than a cheaper point
+        while len(hull) >= 2:
+            (x0, y0), (x1, y1) = [(math.log(bpp[j]), psnr[j]) for j in hull[-2:]]
+            x2, y2 = math.log(bpp[i]), psnr[i]
+            if (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0) >= 0:  # the middle point is on or below the chord
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    return hull
+
+
 def curve_from_summary(summary: dict[str, Any], source: str = "") -> RDCurve:
-    """The RD curve of a parsed ``dataset.json``."""
+    """The RD curve of a parsed ``dataset.json`` (its convex hull when it is marked ``"curve": "hull"``)."""
     try:
         if summary.get("schema") != SCHEMA:
             raise ResultsError(
@@ -48,6 +73,8 @@ def curve_from_summary(summary: dict[str, Any], source: str = "") -> RDCurve:
             )
         metric = summary["quality_metric"]
         points = sorted(summary["points"], key=lambda p: p["bpp"])
+        if summary.get("curve") == "hull":
+            points = [points[i] for i in rd_hull([float(p["bpp"]) for p in points], [float(p[metric]) for p in points])]
         extra = {k: tuple(p.get(k) for p in points) for k in points[0] if k != "bpp"} if points else {}
         return RDCurve(
             dataset=summary["dataset"], bpp=tuple(float(p["bpp"]) for p in points),

@@ -92,9 +92,9 @@ def _curve(folder: Path) -> RDCurve:
     return curve_from_summary(read_json(path), str(path))
 
 
-def summary_numbers(model: Path, anchor: Path | None, timings: Path) -> dict[str, Any]:
-    """The numbers the summary paragraph cites, each computed from the results files: the model's and the
-    anchor's results folders (``OUT/rgb/<DATASET>``) and the demo's ``timings.json``."""
+def summary_numbers(model: Path, anchor: Path | None, timings: Path, ladder: Path | None = None) -> dict[str, Any]:
+    """The numbers the summary paragraph cites, each computed from the results files: the model's, the anchor's
+    and the anchor ladder's results folders (``OUT/rgb/<DATASET>``) and the demo's ``timings.json``."""
     curve = _curve(model)
     times = read_json(timings)
     numbers: dict[str, Any] = {
@@ -111,7 +111,24 @@ def summary_numbers(model: Path, anchor: Path | None, timings: Path) -> dict[str
             "anchor_psnr_high": max(ref.psnr), "bd_rate": bd_rate(ref, curve), "bd_psnr": bd_psnr(ref, curve),
             "overlap_low": lo, "overlap_high": hi,
         })
+    if ladder is not None:
+        hull = _curve(ladder)
+        scales = read_json(ladder / DATASET_JSON)["scales"]
+        numbers.update({
+            "ladder_scale_max": max(scales), "ladder_psnr_low": min(hull.psnr), "ladder_bpp_low": min(hull.bpp),
+            "ladder_bd_rate": bd_rate(hull, curve), "ladder_bd_psnr": bd_psnr(hull, curve),
+            "ladder_overlap_low": max(min(curve.psnr), min(hull.psnr)),
+            "ladder_overlap_high": min(max(curve.psnr), max(hull.psnr)),
+        })
     return numbers
+
+
+def _bd_sentence(bd: float, bd_db: float, lo: float, hi: float, anchor: str) -> str:
+    text = (f"Over the PSNR range both cover ({lo:.2f}–{hi:.2f} dB) the model needs {abs(bd):.1f}% "
+            f"{'more' if bd > 0 else 'fewer'} bits than {anchor} for the same PSNR (its BD-rate)")
+    if math.isfinite(bd_db):
+        text += f", and at the same rate its PSNR differs by {bd_db:+.2f} dB (BD-PSNR)"
+    return text + ". "
 
 
 def summary_paragraph(n: dict[str, Any], preset: str) -> str:
@@ -125,14 +142,17 @@ def summary_paragraph(n: dict[str, Any], preset: str) -> str:
         text += (f"x265 at QP {n['anchor_qp_low']}–{n['anchor_qp_high']} reaches {n['anchor_psnr_low']:.2f}–"
                  f"{n['anchor_psnr_high']:.2f} dB. ")
         if math.isfinite(n["bd_rate"]):
-            text += (f"Over the PSNR range both cover ({n['overlap_low']:.2f}–{n['overlap_high']:.2f} dB) the model "
-                     f"needs {abs(n['bd_rate']):.1f}% {'more' if n['bd_rate'] > 0 else 'fewer'} bits than x265 for "
-                     "the same PSNR (its BD-rate)")
-            if math.isfinite(n["bd_psnr"]):
-                text += f", and at the same rate its PSNR differs by {n['bd_psnr']:+.2f} dB (BD-PSNR)"
-            text += ". "
-        else:
+            text += _bd_sentence(n["bd_rate"], n["bd_psnr"], n["overlap_low"], n["overlap_high"], "x265")
+        elif "ladder_bd_rate" not in n:
             text += "The two curves share no PSNR range, so there is no BD-rate. "
+    if "ladder_bd_rate" in n:
+        text += (f"Its resolution ladder (coding down to 1/{n['ladder_scale_max']} of each side and scaling back up) "
+                 f"reaches down to {n['ladder_psnr_low']:.2f} dB at {n['ladder_bpp_low']:.3f} bpp. ")
+        if math.isfinite(n["ladder_bd_rate"]):
+            text += _bd_sentence(n["ladder_bd_rate"], n["ladder_bd_psnr"], n["ladder_overlap_low"],
+                                 n["ladder_overlap_high"], "the ladder's convex hull")
+        elif not math.isfinite(n.get("bd_rate", math.nan)):
+            text += "The model's curve shares no PSNR range with that either, so there is no BD-rate. "
     text += ("So the pipeline learns and codes end to end (data, staged training, real entropy coding and decoding, "
              "anchors, BD-rate), but minutes on a CPU make a codec that shows the machinery, not the architecture.")
     return text

@@ -230,8 +230,10 @@ class DatasetFolder:
             "sequences": {seq: [asdict(r) for r in rs] for seq, rs in results.items()},
         }
         write_json(self.root / DATASET_JSON, summary)
-        metric = run["quality_metric"]
-        lines = ["bpp,psnr"] + [f"{e['bpp']:.6f},{e[metric]:.4f}" for e in averaged]
+        from .curves import curve_from_summary  # the CSV holds the curve (a ladder's hull), as the JSON reads
+
+        curve = curve_from_summary(summary, str(self.root / DATASET_JSON))
+        lines = ["bpp,psnr"] + [f"{b:.6f},{q:.4f}" for b, q in zip(curve.bpp, curve.psnr, strict=True)]
         write_atomic(self.root / DATASET_CSV, "\n".join(lines) + "\n")
         return summary
 
