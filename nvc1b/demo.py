@@ -71,6 +71,7 @@ class DemoResult:
     bd_rate_vs_ladder: float | None
     """BD-rate (%) of the model against the ladder's hull (NaN: no common PSNR range)."""
     bd_psnr_vs_ladder: float | None
+    """BD-PSNR (dB) of the model against the ladder's hull (NaN: no common rate range)."""
     training: str
     """What happened to training: 'trained', 'resumed', 'already finished', 'stopped at --max-steps'."""
     seconds: float

@@ -143,8 +143,9 @@ def summary_paragraph(n: dict[str, Any], preset: str) -> str:
                  f"{n['anchor_psnr_high']:.2f} dB. ")
         if math.isfinite(n["bd_rate"]):
             text += _bd_sentence(n["bd_rate"], n["bd_psnr"], n["overlap_low"], n["overlap_high"], "x265")
-        elif "ladder_bd_rate" not in n:
-            text += "The two curves share no PSNR range, so there is no BD-rate. "
+        else:
+            text += ("The two curves share no PSNR range, so there is no BD-rate"
+                     + (" against x265 at full size. " if "ladder_bd_rate" in n else ". "))
     if "ladder_bd_rate" in n:
         text += (f"Its resolution ladder (coding down to 1/{n['ladder_scale_max']} of each side and scaling back up) "
                  f"reaches down to {n['ladder_psnr_low']:.2f} dB at {n['ladder_bpp_low']:.3f} bpp. ")

@@ -40,7 +40,7 @@ def plot_rd_curves(curves: Sequence[RDCurve], path: str | Path, title: str | Non
     ax.set_ylabel(PSNR_LABEL.get(colorspaces.pop(), "PSNR (dB)") if len(colorspaces) == 1 else "PSNR (dB)")
     ax.set_title(title or curves[0].dataset)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # out of the way of a curve low on the right
     fig.tight_layout()
     return _save(fig, path)
 
