@@ -184,6 +184,9 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
         "This is a CPU-sized look at the pipeline; the paper's protocol is 96 whole frames of HEVC, UVG and "
         "MCL-JCV (`nvc1b eval --dataset data/hevc_b.yaml ...`)."
     )
+    adaptors = _adaptor_note(schedule)
+    if adaptors:
+        description += f" In this schedule {adaptors}."
     if bd is not None:
         anchor_note += (f" Against x265 the model has a BD-rate of {format_bd(bd, '%', 'PSNR')} and a BD-PSNR of "
                         f"{format_bd(bd_db, ' dB', 'rate')}.")
@@ -214,6 +217,15 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
     report = write_report(out, [run_dir / "eval"], anchor_dirs, [share], title="nvc1b demo", notes=notes)
     return DemoResult(report, evaluation, anchors, bd, bd_db, ladder, ladder_bd, ladder_bd_db, training,
                       time.perf_counter() - start, times)
+
+
+def _adaptor_note(schedule: str | Path) -> str | None:
+    """Which feature adaptors the schedule leaves untrained (None: all trained, or a schedule of another family)."""
+    from .train.clip import adaptor_coverage
+    from .train.schedule import family_of_schedule, load_schedule
+
+    loaded = load_schedule(schedule)
+    return adaptor_coverage(loaded.stages) if family_of_schedule(loaded) == "nvc" else None
 
 
 def _fitting_scales(scales: Sequence[int], test_set, crop: tuple[int, int] | None) -> list[int]:

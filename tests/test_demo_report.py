@@ -79,6 +79,11 @@ def test_demo_report_shows_its_figures_and_cites_only_results(tmp_path):
     assert re.search(r"training: intra +\d+\.\d\n\s+training: all +\d+\.\d\n\s+evaluation", done.stdout)
     assert re.search(r"total +\d+\.\d", done.stdout)
 
+    # the reduced schedule's P-frame clips have 2 frames: no feature adaptor is trained, and both logs say so
+    untrained = "feature adaptors 0 (P-frames 2, 4, 6, …), 1 (P-frames 5, 9, 13, …) and 2 (P-frames 3, 7, 11, …)"
+    assert "In this schedule the longest clip of a stage that trains temporal context mining has 2 frames" in text
+    assert untrained in text and "this schedule: the longest clip" in done.stdout + done.stderr
+
     summary = next(line for line in text.splitlines() if line.startswith("**What the numbers mean.**"))
     cited = set(NUMBER.findall(summary))
     assert cited and cited <= _expected_numbers(run_dir, ffmpeg), cited - _expected_numbers(run_dir, ffmpeg)

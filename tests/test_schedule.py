@@ -95,3 +95,22 @@ def test_gradient_accumulation_reaches_the_global_batch_for_any_world_size():
     assert accumulation_steps(32, 1, 32, "x") == 1
     with pytest.raises(ConfigError, match="global_batch 32 is not a multiple of micro_batch 3"):
         accumulation_steps(32, 3, 2, "x")
+
+
+def test_feature_adaptor_coverage_of_a_schedule(tmp_path):
+    # position t >= 2 codes through adaptor ADAPTOR_INDEX[t % 4] = (0, 1, 0, 2): adaptor 2 from 4-frame clips,
+    # adaptor 1 from 6-frame clips; only stages that train temporal context mining (Recon, All) count
+    from nvc1b.model.hierarchy import adaptor_positions, untrained_adaptors
+    from nvc1b.train.clip import adaptor_coverage
+
+    assert [untrained_adaptors(n) for n in (2, 3, 4, 5, 6, 7)] == [[0, 1, 2], [1, 2], [1], [1], [], []]
+    assert adaptor_positions(2) == [3, 7, 11] and adaptor_positions(1) == [5, 9, 13]
+    assert adaptor_coverage(load_schedule(ROOT / "stages" / "nvc1b_rgb.yaml").stages) is None
+    demo = adaptor_coverage(load_schedule(ROOT / "stages" / "demo.yaml").stages)
+    assert demo.startswith("the longest clip of a stage that trains temporal context mining has 3 frames")
+    assert "adaptors 1 (P-frames 5, 9, 13, …) and 2 (P-frames 3, 7, 11, …) keep their initial weights" in demo
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE + "  - {name: m, frames: 7, parts: Inter, loss: meD, lr: 1.0e-4, steps: 2}\n"
+                    "  - {name: r, frames: 4, parts: Recon, loss: recD, lr: 1.0e-4, steps: 2}\n")
+    note = adaptor_coverage(load_schedule(path).stages)
+    assert "has 4 frames" in note and "adaptor 1 (P-frames 5, 9, 13, …) keeps its initial weights" in note

@@ -14,5 +14,18 @@ def adaptor_index(frame_index: int) -> int:
     return ADAPTOR_INDEX[frame_index % 4]
 
 
+def untrained_adaptors(longest_clip: int) -> list[int]:
+    """The feature adaptors that training on clips of at most ``longest_clip`` frames never uses: a T-frame clip
+    codes P-frames at positions 1..T−1, and position 1 adapts the I-frame (``adaptor_intra``), so adaptor 2 needs
+    clips of 4 frames and adaptor 1 clips of 6."""
+    trained = {adaptor_index(t) for t in range(2, longest_clip)}
+    return sorted(set(ADAPTOR_INDEX) - trained)
+
+
+def adaptor_positions(adaptor: int, count: int = 3) -> list[int]:
+    """The first ``count`` sequence positions (from 2 on) whose P-frames go through feature adaptor ``adaptor``."""
+    return [t for t in range(2, 2 + 4 * count) if adaptor_index(t) == adaptor][:count]
+
+
 def frame_weight(frame_index: int, weights: tuple[float, ...] = FRAME_WEIGHTS) -> float:
     return weights[frame_index % len(weights)]

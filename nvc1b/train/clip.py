@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..data.video import rgb_to_yuv444_nearest
 from ..model.codec import ReferenceState, StepOutput, VideoCodec
-from ..model.hierarchy import frame_weight
+from ..model.hierarchy import adaptor_positions, frame_weight, untrained_adaptors
 from ..model.quantization import RateEstimator, lambda_for
 from .losses import FrameTerms, cascaded, frame_loss, motion_only
 
@@ -23,6 +23,24 @@ PART_SETS: dict[str, tuple[str, ...]] = {
     "All": VideoCodec.PARTS,
 }
 """Trainable parts of each stage type (paper: Inter = motion parts, Recon = TCM + contextual parts)."""
+
+
+def adaptor_coverage(stages) -> str | None:
+    """None when the stages that train temporal context mining reach every feature adaptor; otherwise what is left
+    at its initial weights and which P-frames an evaluation codes through it (one sentence)."""
+    longest = max((s.frames for s in stages if "temporal_context_mining" in PART_SETS.get(s.parts, ())), default=0)
+    if longest < 2:
+        return None  # no P-frame stage at all: nothing of the P-frame coder is trained
+    missing = untrained_adaptors(longest)
+    if not missing:
+        return None
+    items = [f"{a} (P-frames {', '.join(map(str, adaptor_positions(a)))}, …)" for a in missing]
+    which = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    many = len(missing) > 1
+    return (f"the longest clip of a stage that trains temporal context mining has {longest} frames, so feature "
+            f"adaptor{'s' if many else ''} {which} keep{'' if many else 's'} {'their' if many else 'its'} initial "
+            f"weights, and every evaluation codes those frames through {'them' if many else 'it'}; a Recon or All "
+            "stage of 6 frames or more trains all three")
 
 
 def set_trainable(codec: VideoCodec, parts: str) -> list[nn.Parameter]:

@@ -135,6 +135,16 @@ def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, 
         return _train_locked(schedule, opts, data, dist, run_dir)
 
 
+def _warn_untrained_adaptors(schedule: Schedule) -> None:
+    """An NVC schedule whose P-frame clips are too short to reach every feature adaptor trains a model whose later
+    P-frames go through untrained ones: say so once, at the start (it is allowed: short demos and tests do it)."""
+    from .clip import adaptor_coverage
+    from .schedule import family_of_schedule
+
+    if family_of_schedule(schedule) == "nvc" and (note := adaptor_coverage(schedule.stages)):
+        log.warning("this schedule: %s", note)
+
+
 def _train_locked(schedule: Schedule, opts: RunOptions, data: ClipSource | None, dist: DistInfo,
                   run_dir: Path) -> RunResult:
     if data is None:
@@ -158,6 +168,7 @@ def _train_locked(schedule: Schedule, opts: RunOptions, data: ClipSource | None,
         return RunResult(progress, stopped=False)
     if dist.main:
         keep_schedule(run_dir, schedule)
+        _warn_untrained_adaptors(schedule)
     stop = StopFlag()
     stop.install()
     monitor = Monitor(run_dir, dist, schedule.progress_every, schedule.progress_seconds)
