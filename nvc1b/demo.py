@@ -49,6 +49,9 @@ DEMO_QPS = (22, 27, 32, 37, 42, 47, 51)
 """x265 QPs: the common test conditions' four, then on to x265's coarsest, whose PSNR on the demo clips
 (about 28 dB at QP 51) reaches down into the range of a model trained for minutes, so that the BD-rate has a
 common PSNR range to integrate over (``nvc1b anchors`` keeps the paper's 22–37)."""
+ANCHOR_JOBS = 2
+"""FFmpeg runs at a time for the demo's anchors: the windows are small, so each run is mostly process start-up and
+two at once take about half the time on the 2 cores the demo is sized for."""
 DEMO_LADDER_SCALES = (1, 2, 4, 8)
 DEMO_LADDER_QPS = (37, 51)
 """x265's resolution ladder: each window also coded at 1/2, 1/4 and 1/8 of each side (upscaled back), at QP 37 and
@@ -144,7 +147,7 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
         anchor_note = f"No x265 anchors: {exc}."
     else:
         anchors = make_anchors("x265", test_set, run_dir / "anchors" / "x265", qps, frames, None, "rgb", crop,
-                               progress=progress)
+                               progress=progress, jobs=ANCHOR_JOBS)
         anchor_note = (f"Anchor: x265 through FFmpeg (preset medium, low delay without B-frames, the same frames and "
                        f"intra period, QP {', '.join(str(q) for q in qps)}). The demo's QPs go past the common test "
                        "conditions' 22–37 down to x265's coarsest, 51, whose PSNR reaches into the demo model's "
@@ -153,7 +156,7 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
         scales = _fitting_scales(ladder_scales, test_set, crop)
         if len(scales) > 1:
             ladder = make_anchors("x265", test_set, run_dir / "anchors" / "x265-ladder", ladder_qps, frames, None,
-                                  "rgb", crop, progress=progress, scales=scales)
+                                  "rgb", crop, progress=progress, scales=scales, jobs=ANCHOR_JOBS)
             anchor_note += (f" The x265 ladder codes the same windows at {', '.join(_fraction(s) for s in scales)} "
                             f"of each side (Lanczos down, and up again before measuring), at QP "
                             f"{', '.join(str(q) for q in ladder_qps)}; its curve is the convex hull of those points, "

@@ -92,3 +92,14 @@ def test_x265_resolution_ladder_reaches_below_qp51_and_its_curve_is_the_hull(tmp
     assert len(csv_rows) == len(curve.bpp)  # the CSV holds the hull too
     with pytest.raises(ResultsError, match="holds results of another evaluation"):  # no mixing with a plain run
         make_anchors("x265", yaml_path, tmp_path / "ladder", qps=(37, 51), progress=False)
+
+
+@pytest.mark.skipif(not HAVE_FFMPEG, reason="FFmpeg with ffprobe is not installed")
+def test_anchors_coded_two_at_a_time_match_one_at_a_time(tmp_path):
+    yaml_path = write_test_set(tmp_path / "set")
+    one = make_anchors("x265", yaml_path, tmp_path / "one", qps=(32, 51), scales=(1, 2), progress=False)
+    two = make_anchors("x265", yaml_path, tmp_path / "two", qps=(32, 51), scales=(1, 2), progress=False, jobs=2)
+    fields = ("point", "bpp", "psnr_rgb", "psnr_yuv_float")
+    assert [[p[f] for f in fields] for p in one.summary["points"]] == [[p[f] for f in fields] for p in two.summary["points"]]
+    assert two.computed == 8 and make_anchors("x265", yaml_path, tmp_path / "two", qps=(32, 51), scales=(1, 2),
+                                              progress=False, jobs=2).reused == 8

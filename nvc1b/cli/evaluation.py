@@ -85,6 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--scales", type=number_list(int), default=[1],
                    help="downscaling factors, e.g. 1,2,4: a resolution ladder whose curve is the convex hull of "
                         "every (scale, QP) point, for reaching qualities below QP 51 (default 1: full size only)")
+    a.add_argument("--jobs", type=positive, default=1, help="FFmpeg runs at a time (default 1; small frames: 2 per 2 cores)")
     add_protocol_options(a)
     a.set_defaults(func=run_anchors)
 
@@ -158,7 +159,7 @@ def run_anchors(args: argparse.Namespace) -> int:
         result = make_anchors(args.encoder, dataset, args.out, args.qps, args.frames, args.intra_period,
                               args.colorspace, args.crop, ffmpeg=args.ffmpeg, with_ms_ssim=args.ms_ssim,
                               progress=not args.quiet, rgb_conversion=args.rgb_conversion, psnr=args.psnr,
-                              scales=args.scales)
+                              scales=args.scales, jobs=args.jobs)
         print_summary(result)
     return 0
 

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from .evaluate import open_test_set
 from .metrics import Planes, measure
 from ..data.conversions import DEFAULT_CONVERSION
 from .protocol import Protocol, planes_from_samples, read_references, resolve_protocol
-from .results import FrameRow, PointResult, frame_row, point_name, summarize
+from .results import DatasetFolder, FrameRow, PointResult, frame_row, point_name, summarize
 from .runner import EvalResult, frame_bar, run_dataset
 
 ENCODERS = {"x265": ("libx265", "hevc"), "x264": ("libx264", "h264")}
@@ -99,10 +100,13 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
                  frames: int | None = None, intra_period: int | None = None, colorspace: str = "rgb",
                  crop: tuple[int, int] | None = None, ffmpeg: str = "ffmpeg", with_ms_ssim: bool = True,
                  progress: bool = True, rgb_conversion: str = DEFAULT_CONVERSION, psnr: str = "float",
-                 scales: Sequence[int] = (1,)) -> EvalResult:
+                 scales: Sequence[int] = (1,), jobs: int = 1) -> EvalResult:
     """Code every sequence of ``dataset`` with FFmpeg's ``encoder`` ('x265' or 'x264') at each QP into ``out``;
     with ``scales`` besides 1, at each QP and downscaling factor (a resolution ladder, labelled '<encoder>
-    ladder', whose curve is the convex hull of its points)."""
+    ladder', whose curve is the convex hull of its points). ``jobs`` FFmpeg runs at a time: small frames cost
+    mostly process start-up, which a second core halves (the times per frame then include the sharing)."""
+    if jobs < 1:
+        raise AnchorError(f"jobs must be at least 1, got {jobs}")
     ffmpeg_path, ffprobe_path, version = find_ffmpeg(encoder, ffmpeg)
     test_set, yaml_path = open_test_set(dataset)
     protocol = resolve_protocol(test_set, frames, intra_period, colorspace, crop, rgb_conversion, psnr)
@@ -124,10 +128,10 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
     points = [(ladder_point_name(int(qp), s), float(qp)) for s in scales for qp in qps]
     scale_of = {ladder_point_name(int(qp), s): s for s in scales for qp in qps}
 
-    def code_point(sequence: TestSequence, name: str, qp: float) -> tuple[PointResult, list[FrameRow]]:
+    def code_one(sequence: TestSequence, name: str, qp: float, bars: bool) -> tuple[PointResult, list[FrameRow]]:
         width, height = protocol.size(sequence)
         with tempfile.TemporaryDirectory(prefix="nvc1b-anchor-") as tmp, \
-                frame_bar(protocol.frames, f"{sequence.name} {name} {encoder}", progress) as bar:
+                frame_bar(protocol.frames, f"{sequence.name} {name} {encoder}", progress and bars) as bar:
             coded = _code_sequence(ffmpeg_path, ffprobe_path, encoder, test_set, sequence, protocol, int(qp), Path(tmp),
                                    scale_of[name])
             rows = []
@@ -139,13 +143,37 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
                 bar.update()
         return summarize(sequence.name, name, qp, width, height, coded.stream_bytes, rows), rows
 
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nvc1b-anchor") if jobs > 1 else None
+    pending: dict[tuple[str, str], Future] = {}
+    started = False
+
+    def code_point(sequence: TestSequence, name: str, qp: float) -> tuple[PointResult, list[FrameRow]]:
+        """Called in order by the shared loop (after it has claimed the folder); with ``jobs`` > 1 the first call
+        starts every unfinished point on the pool, and each call waits for its own."""
+        nonlocal started
+        if pool is None:
+            return code_one(sequence, name, qp, True)
+        if not started:
+            started = True
+            folder = DatasetFolder(out, protocol.colorspace, test_set.name)
+            for seq in test_set.sequences:
+                for point, value in points:
+                    if folder.load_point(seq.name, point) is None:
+                        pending[(seq.name, point)] = pool.submit(code_one, seq, point, value, False)
+        job = pending.pop((sequence.name, name), None)
+        return job.result() if job is not None else code_one(sequence, name, qp, False)
+
     codec = {"kind": encoder, "preset": PRESET, "ffmpeg": version}
     info: dict = {"dataset_yaml": yaml_path, "qps": [int(q) for q in qps]}
     if ladder:  # a ladder's folder is its own coder: it never mixes with a plain anchor's points
         codec["scales"] = scales
         info.update(scales=scales, curve="hull")
     label = f"{encoder} ladder" if ladder else encoder
-    return run_dataset(out, test_set, protocol, codec, label, points, code_point, progress, info)
+    try:
+        return run_dataset(out, test_set, protocol, codec, label, points, code_point, progress, info)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # after an error: no FFmpeg left running
 
 
 @dataclass
