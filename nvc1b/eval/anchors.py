@@ -118,13 +118,13 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
     scales = sorted({int(s) for s in scales})
     if not scales or scales[0] < 1:
         raise AnchorError(f"scales must be whole downscaling factors of at least 1, got {list(scales)}")
-    for sequence in test_set.sequences:
+    ladder = scales != [1]
+    for sequence in test_set.sequences if ladder else ():
         small = scaled_size(*protocol.size(sequence), scales[-1])
         if min(small) < MIN_SCALED_SIDE:
             raise AnchorError(f"{test_set.name}/{sequence.name}: {'x'.join(map(str, protocol.size(sequence)))} "
                               f"downscaled by {scales[-1]} is {small[0]}x{small[1]}, below {MIN_SCALED_SIDE} px a side; "
                               "use smaller scales")
-    ladder = scales != [1]
     points = [(ladder_point_name(int(qp), s), float(qp)) for s in scales for qp in qps]
     scale_of = {ladder_point_name(int(qp), s): s for s in scales for qp in qps}
 
