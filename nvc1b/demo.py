@@ -22,7 +22,7 @@ from .coding.runtime import load_coding_model
 from .data.builtin import ensure_builtin_dataset
 from .data.testsets import load_test_set
 from .errors import NvcError
-from .eval.anchors import MIN_SCALED_SIDE, AnchorError, find_ffmpeg, make_anchors, scaled_size
+from .eval.anchors import MIN_SCALED_SIDE, AnchorError, find_ffmpeg, make_anchors, scale_fits
 from .eval.bdrate import bd_psnr, bd_rate
 from .eval.channels import CHANNEL_SHARE_JSON, ChannelShare, channel_bitrate_share
 from .eval.demo_figures import plot_training_curves
@@ -187,7 +187,10 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
         "This is a CPU-sized look at the pipeline; the paper's protocol is 96 whole frames of HEVC, UVG and "
         "MCL-JCV (`nvc1b eval --dataset data/hevc_b.yaml ...`)."
     )
-    adaptors = _adaptor_note(schedule)
+    from .train.clip import schedule_adaptor_note
+    from .train.schedule import load_schedule
+
+    adaptors = schedule_adaptor_note(load_schedule(schedule))
     if adaptors:
         description += f" In this schedule {adaptors}."
     if bd is not None:
@@ -222,19 +225,10 @@ def run_demo(run_dir: str | Path, schedule: str | Path = DEMO_SCHEDULE, max_step
                       time.perf_counter() - start, times)
 
 
-def _adaptor_note(schedule: str | Path) -> str | None:
-    """Which feature adaptors the schedule leaves untrained (None: all trained, or a schedule of another family)."""
-    from .train.clip import adaptor_coverage
-    from .train.schedule import family_of_schedule, load_schedule
-
-    loaded = load_schedule(schedule)
-    return adaptor_coverage(loaded.stages) if family_of_schedule(loaded) == "nvc" else None
-
-
 def _fitting_scales(scales: Sequence[int], test_set, crop: tuple[int, int] | None) -> list[int]:
     """The ladder's scales whose downscaled frames keep at least ``MIN_SCALED_SIDE`` pixels a side everywhere."""
     sizes = [crop or (seq.width, seq.height) for seq in test_set.sequences]
-    fitting = [int(s) for s in scales if all(min(scaled_size(w, h, int(s))) >= MIN_SCALED_SIDE for w, h in sizes)]
+    fitting = [int(s) for s in scales if all(scale_fits(w, h, int(s)) for w, h in sizes)]
     if len(fitting) < len(scales):
         log.info("x265 ladder: scales %s leave fewer than %d pixels a side; left out",
                  sorted(set(map(int, scales)) - set(fitting)), MIN_SCALED_SIDE)

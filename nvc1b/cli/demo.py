@@ -43,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
         print_summary(result.anchors)
         print(f"against x265: BD-rate {format_bd(result.bd_rate_vs_x265, '%', 'PSNR')}, "
               f"BD-PSNR {format_bd(result.bd_psnr_vs_x265, ' dB', 'rate')}")
-    if result.ladder is not None:
-        print_summary(result.ladder)
-        print(f"against the x265 ladder (convex hull): BD-rate {format_bd(result.bd_rate_vs_ladder, '%', 'PSNR')}, "
-              f"BD-PSNR {format_bd(result.bd_psnr_vs_ladder, ' dB', 'rate')}")
+        if result.ladder is not None:
+            print_summary(result.ladder)
+            print(f"against the x265 ladder (convex hull): BD-rate {format_bd(result.bd_rate_vs_ladder, '%', 'PSNR')}, "
+                  f"BD-PSNR {format_bd(result.bd_psnr_vs_ladder, ' dB', 'rate')}")
     else:
         print("no x265 anchors (FFmpeg not found)")
     print("where the time went (wall seconds):")

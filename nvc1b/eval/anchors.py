@@ -91,6 +91,11 @@ def scaled_size(width: int, height: int, scale: int) -> tuple[int, int]:
     return max(2, 2 * round(width / (2 * scale))), max(2, 2 * round(height / (2 * scale)))
 
 
+def scale_fits(width: int, height: int, scale: int) -> bool:
+    """Whether a ``width``x``height`` frame downscaled by ``scale`` keeps ``MIN_SCALED_SIDE`` pixels a side."""
+    return min(scaled_size(width, height, scale)) >= MIN_SCALED_SIDE
+
+
 def ladder_point_name(qp: int, scale: int) -> str:
     """'qp51' at full size, 'qp51-s4' at a quarter of each side."""
     return point_name("qp", qp) + ("" if scale == 1 else f"-s{scale}")
@@ -120,8 +125,8 @@ def make_anchors(encoder: str, dataset: str | Path | TestSet, out: str | Path, q
         raise AnchorError(f"scales must be whole downscaling factors of at least 1, got {list(scales)}")
     ladder = scales != [1]
     for sequence in test_set.sequences if ladder else ():
-        small = scaled_size(*protocol.size(sequence), scales[-1])
-        if min(small) < MIN_SCALED_SIDE:
+        if not scale_fits(*protocol.size(sequence), scales[-1]):
+            small = scaled_size(*protocol.size(sequence), scales[-1])
             raise AnchorError(f"{test_set.name}/{sequence.name}: {'x'.join(map(str, protocol.size(sequence)))} "
                               f"downscaled by {scales[-1]} is {small[0]}x{small[1]}, below {MIN_SCALED_SIDE} px a side; "
                               "use smaller scales")

@@ -43,6 +43,13 @@ def adaptor_coverage(stages) -> str | None:
             "stage of 6 frames or more trains all three")
 
 
+def schedule_adaptor_note(schedule) -> str | None:
+    """``adaptor_coverage`` of an NVC schedule's stages; None for other families (they have no adaptors)."""
+    from .schedule import family_of_schedule
+
+    return adaptor_coverage(schedule.stages) if family_of_schedule(schedule) == "nvc" else None
+
+
 def set_trainable(codec: VideoCodec, parts: str) -> list[nn.Parameter]:
     """Freeze everything but ``parts``' modules; returns the trainable parameters."""
     names = PART_SETS[parts]

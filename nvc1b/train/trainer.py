@@ -138,10 +138,9 @@ def train(schedule: Schedule, opts: RunOptions, data: ClipSource | None = None, 
 def _warn_untrained_adaptors(schedule: Schedule) -> None:
     """An NVC schedule whose P-frame clips are too short to reach every feature adaptor trains a model whose later
     P-frames go through untrained ones: say so once, at the start (it is allowed: short demos and tests do it)."""
-    from .clip import adaptor_coverage
-    from .schedule import family_of_schedule
+    from .clip import schedule_adaptor_note
 
-    if family_of_schedule(schedule) == "nvc" and (note := adaptor_coverage(schedule.stages)):
+    if note := schedule_adaptor_note(schedule):
         log.warning("this schedule: %s", note)
 
 
