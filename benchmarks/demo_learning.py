@@ -37,6 +37,7 @@ from nvc1b.data.testsets import load_test_set, read_rgb_frames
 from nvc1b.data.video import rgb_to_yuv444
 from nvc1b.model.codec import VideoCodec
 from nvc1b.model.export import load_model
+from nvc1b.model.init import INITS, initialise
 from nvc1b.model.hierarchy import FRAME_WEIGHTS
 from nvc1b.model.quantization import RateEstimator
 from nvc1b.train.augment import permute_colours
@@ -99,6 +100,7 @@ def run_intra(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     lambdas = torch.tensor([float(v) for v in args.lambdas.split(",")])
     codec = VideoCodec(load_preset(args.preset))
+    initialise(codec, args.init)
     optimizer = torch.optim.AdamW(codec.intra.parameters(), lr=args.lr, weight_decay=0.0)
     test = demo_windows(1, args.window)[:, 0]
     stage = Stage(name="intra", frames=1, parts="Intra", loss="intra", lr=args.lr, steps=args.steps,
@@ -201,6 +203,7 @@ def main() -> None:
     intra.add_argument("--lr", type=float, default=2e-3)
     intra.add_argument("--decay-to", type=float, default=0.05, help="final lr as a fraction of --lr")
     intra.add_argument("--batch", type=int, default=1)
+    intra.add_argument("--init", choices=INITS, default="default", help="initialisation of the fresh codec")
     intra.add_argument("--no-permute-colours", dest="permute_colours", action="store_false")
     pframes = sub.choices["pframes"]
     pframes.add_argument("--init", required=True, help="an nvc1b export with a trained intra coder")

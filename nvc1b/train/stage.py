@@ -20,6 +20,7 @@ from ..errors import ConfigError, DivergedError, NvcError
 from ..families import build_model, family_of, load_model_config
 from ..families.export import load_model, save_model
 from ..model.blocks import set_block_checkpointing
+from ..model.init import initialise
 from .comm import training_kernels, with_communication
 from .checkpointing import (
     Progress, consolidated_weights, export_stage, load_same_world, read_latest, save_checkpoint, stage_export_path,
@@ -120,6 +121,9 @@ def stage_start_model(schedule: Schedule, index: int, run_dir: Path) -> nn.Modul
         return _initial_export(schedule)
     torch.manual_seed(schedule.seed)
     codec = build_model(load_model_config(schedule.preset))
+    zeroed = initialise(codec, schedule.init)
+    if zeroed:
+        log.info("init %s: %d residual branches start at zero", schedule.init, zeroed)
     if schedule.spynet_weights:
         codec.load_pretrained("spynet", schedule.spynet_weights)
     return codec
