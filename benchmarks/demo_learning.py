@@ -9,12 +9,16 @@ behind the numbers in README's "Where the demo recipe stands".
 2. ``pframes``: from an export (e.g. a demo run's ``exports/00-intra.safetensors``), train P-frame stages given as
    JSON rows ``[parts, loss, frames, lr, steps]`` and print, after each, the PSNR of every frame of the first
    ``--frames`` frames of the test sequences (frame 0 is the I-frame), at the highest rate point.
+3. ``linear``: the yardstick, a linear autoencoder (a 16×16 stride-16 convolution to the intra latent's width and
+   its transpose, no quantisation) trained on the same stream, with two baselines of the smooth test windows:
+   16×16 block means scaled up bilinearly, and frame 1 coded as a copy of frame 0.
 
-    PYTHONPATH=. python benchmarks/demo_learning.py intra --steps 480 --every 120
+    PYTHONPATH=. python benchmarks/demo_learning.py intra --steps 480 --every 120 --init zero-residual
+    PYTHONPATH=. python benchmarks/demo_learning.py linear --steps 300
     PYTHONPATH=. python benchmarks/demo_learning.py pframes --init runs/demo/exports/00-intra.safetensors \\
         --stages '[["Recon", "recD", 4, 5e-4, 150]]'
 
-Both follow ``stages/demo.yaml``'s conventions: λ per sample from the rate points, permuted colours, the
+The first two follow ``stages/demo.yaml``'s conventions: λ per sample from the rate points, permuted colours, the
 gradient clipped to the schedule's 0.2, linear warm-up then half-cosine decay. Figures depend on the seed (the
 P-frame stages in particular vary from seed to seed); compare settings side by side in one run of the machine.
 """
@@ -131,6 +135,33 @@ def run_intra(args: argparse.Namespace) -> None:
             start += time.perf_counter() - start - seconds  # evaluation time is not training time
 
 
+def run_linear(args: argparse.Namespace) -> None:
+    """The yardstick: a linear autoencoder (one 16×16 stride-16 convolution to the intra latent's width and its
+    transpose, no quantisation, no rate) trained the same way, with the smooth test windows' easy baselines."""
+    torch.manual_seed(args.seed)
+    width = load_preset(args.preset).intra.latent_channels
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, width, 16, 16), torch.nn.ConvTranspose2d(width, 3, 16, 16))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    clips = demo_windows(2, args.window)
+    test = clips[:, 0]
+    blocks = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(test, 16), scale_factor=16, mode="bilinear")
+    print(f"16x16 block means, bilinear: {psnr(blocks, test):.2f} dB | frame 1 as a copy of frame 0: "
+          f"{psnr(clips[:, 0], clips[:, 1]):.2f} dB", flush=True)
+    stream = train_stream(1, args.crop, 1, args.seed, 0)
+    for step in range(1, args.steps + 1):
+        x = next(stream)
+        x = (permute_colours(x) if args.permute_colours else x)[:, 0]
+        loss = (model(x - 0.5) + 0.5 - x).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % args.every == 0 or step == args.steps:
+            with torch.no_grad():
+                out = (model(test - 0.5) + 0.5).clamp(0, 1)
+            print(f"step {step}: {psnr(out, test):.2f} dB | colour energy {colour_energy(out) / colour_energy(test):.2f}",
+                  flush=True)
+
+
 def sequence_psnrs(codec: VideoCodec, clips: Tensor, q: int) -> tuple[list[float], float]:
     """Per-frame RGB PSNR (mean over sequences) and mean bpp of the clips coded at rate point q."""
     codec.eval()
@@ -189,7 +220,7 @@ def run_pframes(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    for name in ("intra", "pframes"):
+    for name in ("intra", "pframes", "linear"):
         p = sub.add_parser(name)
         p.add_argument("--lambdas", default=DEMO_LAMBDAS, help="rate points' λ (the demo's by default)")
         p.add_argument("--crop", type=int, default=128, help="training crop")
@@ -205,12 +236,18 @@ def main() -> None:
     intra.add_argument("--batch", type=int, default=1)
     intra.add_argument("--init", choices=INITS, default="default", help="initialisation of the fresh codec")
     intra.add_argument("--no-permute-colours", dest="permute_colours", action="store_false")
+    linear = sub.choices["linear"]
+    linear.add_argument("--preset", default="tiny", help="the latent width is the preset's intra latent's")
+    linear.add_argument("--steps", type=int, default=300)
+    linear.add_argument("--every", type=int, default=100)
+    linear.add_argument("--lr", type=float, default=1e-3)
+    linear.add_argument("--no-permute-colours", dest="permute_colours", action="store_false")
     pframes = sub.choices["pframes"]
     pframes.add_argument("--init", required=True, help="an nvc1b export with a trained intra coder")
     pframes.add_argument("--stages", required=True, help='JSON rows [parts, loss, frames, lr, steps]')
     pframes.add_argument("--frames", type=int, default=8, help="test frames per sequence (the demo's 8)")
     args = parser.parse_args()
-    run_intra(args) if args.what == "intra" else run_pframes(args)
+    {"intra": run_intra, "pframes": run_pframes, "linear": run_linear}[args.what](args)
 
 
 if __name__ == "__main__":
