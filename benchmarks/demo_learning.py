@@ -41,8 +41,8 @@ from nvc1b.data.testsets import load_test_set, read_rgb_frames
 from nvc1b.data.video import rgb_to_yuv444
 from nvc1b.model.codec import VideoCodec
 from nvc1b.model.export import load_model
-from nvc1b.model.init import INITS, initialise
 from nvc1b.model.hierarchy import FRAME_WEIGHTS
+from nvc1b.model.init import INITS, initialise
 from nvc1b.model.quantization import RateEstimator
 from nvc1b.train.augment import permute_colours
 from nvc1b.train.clip import ClipLoss, ClipSpec, set_trainable
