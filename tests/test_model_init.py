@@ -1,5 +1,6 @@
 """The ``init`` schedule key: zero-residual starts every residual block as its shortcut."""
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,10 @@ def test_the_schedule_key_reaches_a_fresh_model_and_names_bad_values(tmp_path):
 def test_unknown_init_is_an_error():
     with pytest.raises(ValueError, match="unknown init 'he'"):
         initialise(VideoCodec(load_preset("tiny")), "he")
+
+
+def test_the_schedule_offers_every_init():
+    from nvc1b.model.init import INITS
+    from nvc1b.train.schedule import Schedule
+
+    assert typing.get_args(Schedule.model_fields["init"].annotation) == INITS

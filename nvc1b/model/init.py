@@ -9,14 +9,14 @@ zero. The function of a trained model is unchanged: loaded weights replace every
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from torch import nn
 
 from .layers import ConvFFN, DepthConv, ResBlock, StridedResBlock, UpsampleResBlock
 
 Init = Literal["default", "zero-residual"]
-INITS: tuple[str, ...] = ("default", "zero-residual")
+INITS: tuple[str, ...] = get_args(Init)
 
 
 def _branch_end(module: nn.Module) -> nn.Conv2d | None:
