@@ -137,7 +137,8 @@ def run_intra(args: argparse.Namespace) -> None:
 
 def run_linear(args: argparse.Namespace) -> None:
     """The yardstick: a linear autoencoder (one 16×16 stride-16 convolution to the intra latent's width and its
-    transpose, no quantisation, no rate) trained the same way, with the smooth test windows' easy baselines."""
+    transpose, no quantisation, no rate) on the same stream and colour permutation, at a constant lr with no
+    gradient clip, with the smooth test windows' easy baselines."""
     torch.manual_seed(args.seed)
     width = load_preset(args.preset).intra.latent_channels
     model = torch.nn.Sequential(torch.nn.Conv2d(3, width, 16, 16), torch.nn.ConvTranspose2d(width, 3, 16, 16))
