@@ -4,18 +4,23 @@
 residual branch to zero (Goyal et al. 2017's zero-γ, Fixup, SkipInit), so each residual block starts as its
 shortcut: the coders start as their shortcut paths (strided 1×1 convolutions down, sub-pixel convolutions up),
 nearly linear and without the growth of activations through stacked gated blocks; the branches then grow from
-zero. The function of a trained model is unchanged: loaded weights replace every initial value.
+zero. ``"pass-through"`` is zero-residual plus a working intra coder at step 0: its reconstruction path carries
+the frame's R, G and B in its first three channels, as 16×16 block means in the latent (see
+``pass_through_intra``), so the coder codes in colour before it has seen any data and learns the rest from
+there. The function of a trained model is unchanged: loaded weights replace every initial value.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-from .layers import ConvFFN, DepthConv, ResBlock, StridedResBlock, UpsampleResBlock
+from .layers import ConvFFN, DepthConv, DepthConvBlock, ResBlock, StridedResBlock, UpsampleResBlock
 
-Init = Literal["default", "zero-residual"]
+Init = Literal["default", "zero-residual", "pass-through"]
 INITS: tuple[str, ...] = get_args(Init)
 
 
@@ -38,6 +43,17 @@ def initialise(model: nn.Module, init: str = "default") -> int:
         raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
     if init == "default":
         return 0
+    count = _zero_residual(model)
+    if init == "pass-through":
+        intra = getattr(model, "intra", None)
+        if intra is None:
+            raise ValueError(f"init {init!r} needs a codec with an intra coder, not {type(model).__name__}")
+        pass_through_intra(intra)
+        pass_through_pframes(model)
+    return count
+
+
+def _zero_residual(model: nn.Module) -> int:
     count = 0
     for module in model.modules():
         end = _branch_end(module)
@@ -47,3 +63,322 @@ def initialise(model: nn.Module, init: str = "default") -> int:
                 nn.init.zeros_(end.bias)
             count += 1
     return count
+
+
+RGB = 3
+"""Channels that carry the frame through the pass-through intra coder: R, G, B in channels 0..2."""
+PASS_THROUGH_GAINS = (8.0, 16.0, 40.0, 128.0)
+"""Latent units per unit of pixel value at each rate anchor: a block mean is quantised in steps of 1/8 of the
+pixel range at the lowest rate point and of 1/128 at the highest (set through the rate control's per-anchor
+steps). On the demo's synthetic windows this spans 3.2× in bpp at step 0."""
+PASS_THROUGH_STD = 12.0
+"""Initial std of the RGB latents' prior in latent units (the spread of block means at a gain of about 32)."""
+SILENT_Z_SCALE = 0.1
+"""Scale of the hyper-latents' initial factorized density: P(ẑ = 0) ≈ 0.99."""
+QUIET_SCALES = {"laplace": 0.1, "gaussian": 0.2}
+"""Initial scale of every other latent channel's prior, by distribution: a zero costs about 0.01 bits, and a
+value of 1 (a channel the training starts to use) about 8 bits, short of the 16.6-bit floor where the rate's
+gradient vanishes."""
+
+DC = 3
+"""The intra encoder's constant channel (next to R, G, B): it takes ½ off the latent, which is then centred on zero
+at every rate point (the rate control's steps multiply it as they multiply the frame)."""
+DIVIDING_STAGES = 2
+"""Up-samplings of a decoder that divide by the top gain, its square root each: the carriers stay within a few
+units of the latent and the frame, and no weight of the path is as small as 1/128 (Adam moves every weight by
+about the learning rate a step, which would swamp such a one). The encoder multiplies in its last convolution,
+so that its features stay at the pixels' scale."""
+RESIDUAL_STD = 0.6
+"""Initial std, in latent units, of the prior of the P-frame latents that carry the residual's block means."""
+
+_IDENTITY = torch.zeros(3, 3)
+_IDENTITY[1, 1] = 1.0
+_BOX = torch.outer(torch.tensor([0.0, 1.0, 1.0]), torch.tensor([0.0, 1.0, 1.0])) / 4
+"""A 3×3, stride-2, padding-1 kernel that averages the 2×2 block (2i, 2i+1): four of them give 16×16 means."""
+
+
+def _carry(conv: nn.Conv2d, kernel: Tensor | None = None, gain: float = 1.0, silence_rest: bool = False,
+           src: tuple[int, ...] = (0, 1, 2), dst: tuple[int, ...] = (0, 1, 2)) -> None:
+    """Make output channels ``dst`` of ``conv`` its input channels ``src`` filtered by ``kernel`` (3×3; none: 1×1
+    identity) times ``gain``, from nothing else. With ``silence_rest`` every other output channel is zero too;
+    otherwise it keeps its initial weights (free features the training can start to use)."""
+    w = conv.weight
+    if w.shape[0] <= max(dst) or w.shape[1] <= max(src):
+        raise ValueError(f"pass-through needs at least {RGB} channels in and out, got a {tuple(w.shape)} convolution")
+    tap = torch.ones(1, 1) if kernel is None else kernel
+    if tuple(w.shape[-2:]) != tuple(tap.shape):
+        raise ValueError(f"pass-through kernel {tuple(tap.shape)} does not fit a {tuple(w.shape)} convolution")
+    rows = list(dst)
+    if silence_rest:
+        w.zero_()
+        if conv.bias is not None:
+            conv.bias.zero_()
+    w[rows] = 0
+    for i, o in zip(src, dst, strict=True):
+        w[o, i] = gain * tap
+    if conv.bias is not None:
+        conv.bias[rows] = 0
+
+
+def _last_projection(blocks: nn.Module) -> nn.Conv2d | None:
+    """The 1×1 shortcut of the last DepthConvBlock in ``blocks`` that changes the width: with every residual
+    branch at zero, the blocks' output is this convolution's output."""
+    found = None
+    for module in blocks.modules():
+        if isinstance(module, DepthConvBlock) and isinstance(module.depth_conv.shortcut, nn.Conv2d):
+            found = module.depth_conv.shortcut
+    return found
+
+
+def _prior_rows(conv: nn.Conv2d, scales: slice, means: slice, quiet: float, scale: float | None = None) -> None:
+    """Prior parameters that start near constants: the RGB latents' std ``scale`` (none carried: no RGB latents),
+    every other's ``quiet``, all means zero; the weights keep 1% of their initial values so that the priors can
+    learn to vary."""
+    conv.weight[scales] *= 0.01
+    conv.bias[scales] = quiet
+    if scale is not None:
+        conv.bias[scales.start : scales.start + RGB] = scale
+    conv.weight[means] *= 0.01
+    conv.bias[means] = 0.0
+
+
+def _quiet_priors(fusion: nn.Module, spatial_prior: nn.Module, channels: int, carried_scale: float | None) -> None:
+    """Quantisation step 1 and near-constant priors (see ``_prior_rows``) for a PriorFusion and its quadtree prior."""
+    c = channels
+    last = _last_projection(fusion)
+    if last is None or last.out_channels != 3 * c:
+        raise ValueError("pass-through needs the prior fusion to end in a block that changes the width")
+    last.weight[:c] = 0  # quantisation step 1 everywhere
+    last.bias[:c] = 1.0
+    quiet = QUIET_SCALES[spatial_prior.distribution]
+    _prior_rows(last, slice(c, 2 * c), slice(2 * c, 3 * c), quiet, carried_scale)
+    spatial = _last_projection(spatial_prior.net)
+    for conv in [spatial] if spatial is not None else list(spatial_prior.step_adaptors):
+        if conv.out_channels != 2 * c:
+            raise ValueError("pass-through needs the spatial prior's parameters from a block of width 2C")
+        _prior_rows(conv, slice(0, c), slice(c, 2 * c), quiet, carried_scale)
+
+
+def _silence_hyperprior(hyperprior: nn.Module) -> None:
+    """ẑ starts at zero (the hyper-encoder's last convolution at zero) under a factorized density concentrated
+    on zero (scale SILENT_Z_SCALE, centred), so the hyper-latent costs almost nothing until training uses it."""
+    last = _last_conv(hyperprior.encoder)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    prior = hyperprior.z_prior
+    layers = len(prior.matrices)
+    scale = SILENT_Z_SCALE ** (1.0 / layers)
+    for matrix, bias in zip(prior.matrices, prior.biases):
+        matrix.fill_(math.log(math.expm1(1.0 / scale / matrix.shape[1])))
+        bias.zero_()
+    for factor in prior.factors:
+        factor.zero_()
+
+
+def _last_conv(module: nn.Module) -> nn.Conv2d:
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1]
+
+
+@torch.no_grad()
+def pass_through_intra(intra: nn.Module, gains: tuple[float, ...] = PASS_THROUGH_GAINS) -> None:
+    """Start a zero-residual IntraCodec as a linear colour codec of 16×16 block means.
+
+    Encoder: each of the four stride-2 stages averages 2×2 blocks of channels 0..2 (the strided residual blocks'
+    first convolution, their second passing it on; the latent's last convolution also multiplies by the top
+    rate point's gain and starts every other latent channel at zero; the rate control's per-anchor steps give
+    each rate point its own gain of ``gains``). Decoder: every sub-pixel up-sampling copies channels 0..2 to the
+    four sub-positions (nearest neighbour); the U-Net's output block takes them from its first block and the last
+    convolution divides by the top gain. Entropy model: quantisation step 1, RGB latents under a zero-mean prior
+    of std PASS_THROUGH_STD, the rest near zero, and ẑ silent (see ``_silence_hyperprior``). The other channels keep their initial weights but start
+    without any path to the frame, so at step 0 the coder's reconstruction is the block means (about 27 dB on the
+    synthetic test windows at the top rate point) and training adds detail from there. Needs conv blocks.
+    """
+    from .intra import IntraCodec
+    from .swin import SwinPair
+
+    if not isinstance(intra, IntraCodec):
+        raise TypeError(f"pass-through starts an IntraCodec, not {type(intra).__name__}")
+    if any(isinstance(m, SwinPair) for m in intra.modules()):
+        raise ValueError("pass-through needs the intra coder's block_type 'conv' (Swin blocks have no pass-through)")
+    if intra.rate.enc_scale.numel() != len(gains):
+        raise ValueError(f"pass-through has {len(gains)} gains for {intra.rate.enc_scale.numel()} rate anchors")
+    top = gains[-1]
+    carriers = (*range(RGB), DC)
+    first = intra.enc_in[0]
+    for m in [*intra.enc_in.modules(), *intra.enc_out.modules()]:
+        if isinstance(m, StridedResBlock):
+            if m is first:  # the frame's R, G, B, and a constant channel of value 1
+                _carry(m.conv1, _BOX)
+                m.conv1.weight[DC] = 0
+                m.conv1.bias[DC] = 1.0
+            else:
+                _carry(m.conv1, _BOX, src=carriers, dst=carriers)
+            _carry(m.conv2, _IDENTITY, src=carriers, dst=carriers)
+            m.shortcut.weight[: DC + 1] = 0
+            m.shortcut.bias[: DC + 1] = 0
+    last = intra.enc_out[-1]  # the latent: block means minus ½ (the constant channel's half), centred on zero
+    _carry(last, _BOX, gain=top, silence_rest=True)
+    for c in range(RGB):
+        last.weight[c, DC] = -0.5 * top * _BOX
+    ups = [m for part in (intra.dec_in, intra.dec_out) for m in part.modules() if isinstance(m, UpsampleResBlock)]
+    for up, gain in zip(ups, _decoder_gains(top, len(ups)), strict=True):
+        _nearest(up.shortcut, gain)
+    for part in (intra.enc_in, intra.enc_out, intra.dec_in, intra.dec_out, intra.refine):
+        _carry_depth_convs(part)
+    _carry(intra.refine[-1], _IDENTITY)
+    intra.refine[-1].bias[:RGB] = 0.5  # the ½ taken off the latent
+    _rate_steps(intra.rate, gains)
+
+    _quiet_priors(intra.fusion, intra.spatial_prior, intra.latent_channels, PASS_THROUGH_STD)
+    _silence_hyperprior(intra.hyperprior)
+
+
+def _decoder_gains(top: float, count: int) -> list[float]:
+    """Gains of a decoder's ``count`` up-samplings: the first DIVIDING_STAGES divide by the top gain."""
+    if count < DIVIDING_STAGES:
+        raise ValueError(f"pass-through needs {DIVIDING_STAGES} up-samplings in the decoder, found {count}")
+    return [top ** (-1.0 / DIVIDING_STAGES)] * DIVIDING_STAGES + [1.0] * (count - DIVIDING_STAGES)
+
+
+def _nearest(subpel: nn.Sequential, gain: float = 1.0) -> None:
+    """A sub-pixel up-sampling (conv, pixel shuffle) that copies channels 0..2 to their four sub-positions."""
+    conv = subpel[0]  # output channel c, sub-position s comes from conv row 4c + s
+    if conv.weight.shape[1] < RGB or conv.weight.shape[0] < 4 * RGB:
+        raise ValueError("pass-through needs at least 3 channels on both sides of every up-sampling")
+    conv.weight[: 4 * RGB] = 0
+    conv.bias[: 4 * RGB] = 0
+    k = conv.weight.shape[-1] // 2
+    for c in range(RGB):
+        conv.weight[4 * c : 4 * c + 4, c, k, k] = gain
+
+
+def _carry_depth_convs(part: nn.Module) -> None:
+    """Every DepthConv of ``part`` whose shortcut changes the width passes channels 0..2 on."""
+    for m in part.modules():
+        if isinstance(m, DepthConv) and isinstance(m.shortcut, nn.Conv2d):
+            _carry(m.shortcut)
+
+
+def _rate_steps(rate: nn.Module, gains: tuple[float, ...]) -> None:
+    """Per-anchor steps of a RateControl: ``gains`` relative to the top one (the stages carry the top gain)."""
+    steps = torch.tensor(gains) / gains[-1]
+    rate.enc_scale.copy_(steps)
+    rate.dec_scale.copy_(1.0 / steps)
+
+
+def _pass_through_residual(cc: nn.Module, routed: tuple[int, ...], gains: tuple[float, ...]) -> None:
+    """The ContextualCodec's main path (linear at step 0: convolutions and residual blocks at zero) carrying the
+    block means of x − C⁰[routed] in latent channels 0..2, and the reconstruction adding them back to C⁰."""
+    top = gains[-1]
+    in_ch = cc.enc1.in_channels
+    k0 = in_ch - RGB
+    _carry(cc.enc1, _BOX)  # the frame's channels come first: cat([x, C⁰])
+    for c, r in zip(range(RGB), routed, strict=True):
+        cc.enc1.weight[c, RGB + r] = -_BOX
+    _carry(cc.enc2, _BOX)
+    _carry(cc.enc3[0], _BOX)
+    if isinstance(cc.enc4, nn.Conv2d):
+        _carry(cc.enc4, _BOX, gain=top, silence_rest=True)
+        ups = [cc.dec4]
+    else:
+        _carry(cc.enc4[0], _BOX)
+        _carry(cc.enc4[-1], _IDENTITY, gain=top, silence_rest=True)
+        _carry(cc.dec4[0], _IDENTITY)
+        ups = [cc.dec4[-1]]
+    ups += [cc.dec3[-1], cc.dec2, cc.dec1]
+    for up, gain in zip(ups, _decoder_gains(top, len(ups)), strict=True):
+        _nearest(up, gain)
+    _rate_steps(cc.rate, gains)
+    recon_ch = cc.recon_in.in_channels - k0  # recon_in sees cat([decoder output, C⁰])
+    _carry(cc.recon_in, _IDENTITY, src=tuple(recon_ch + r for r in routed))
+    for c in range(RGB):
+        cc.recon_in.weight[c, c] = _IDENTITY
+    _carry_depth_convs(cc.recon_unets)
+    _carry(cc.recon_out, _IDENTITY)
+
+
+def _fuse_carriers(align: nn.Module, src: tuple[int, ...]) -> tuple[int, ...]:
+    """Wire an OffsetDiversityAlign so that, with its offset net at zero (every offset the flow, every mask ½),
+    channels ``src`` of the feature come out warped by the flow: each goes to a free output channel of a fusion
+    group that sees it in some copy, with weight 2 (undoing the mask). Returns the output channels used."""
+    fuse = align.fuse
+    ch, groups, copies = fuse.out_channels, align.groups, align.offsets
+    per_in, per_out = copies * ch // groups, ch // groups
+    fuse.weight[:] = 0
+    fuse.bias[:] = 0
+    used: list[int] = []
+    for channel in src:
+        for copy in range(copies):
+            group = (copy * ch + channel) // per_in
+            free = [o for o in range(group * per_out, (group + 1) * per_out) if o not in used]
+            if free:
+                fuse.weight[free[0], (copy * ch + channel) % per_in] = 2.0
+                used.append(free[0])
+                break
+        else:
+            raise ValueError(f"pass-through cannot route feature channel {channel} through the alignment's fusion")
+    return tuple(used)
+
+
+@torch.no_grad()
+def pass_through_pframes(codec: nn.Module, gains: tuple[float, ...] = PASS_THROUGH_GAINS) -> None:
+    """Start the six P-frame parts (after zero-residual) so that a P-frame is decoded as its reference at step 0.
+
+    The decoded flows start at zero (both flow heads at zero), so warping is copying. Temporal context mining
+    carries R, G, B of the reference (the I-frame's pixels through ``adaptor_intra``, later frames' reference
+    features through every feature adaptor) into C⁰: the feature pyramid's first convolution passes them on, the
+    alignments' offset nets start at zero (offsets = the flow) and their fusions route the three channels, the
+    multi-scale fusion's updates and the long-term merge start at zero. The contextual codec codes the 16×16 block
+    means of the residual (the frame minus C⁰'s R, G, B) as the intra coder codes the frame's (see
+    ``_pass_through_residual``), and its reconstruction net adds them to C⁰'s, giving the frame and the first three
+    channels of the reference feature F̂_t. So at step 0 a P-frame is its warped reference with its block means
+    set to the frame's: the block-mean frame again, without drift. The motion latents start at zero under
+    near-constant priors and cost almost no bits; training then learns the flows and the detail."""
+    mc, tcm, cc = codec.motion_codec, codec.temporal_context_mining, codec.contextual_codec
+    for head in (mc.structure_head, mc.detail_head):
+        nn.init.zeros_(head[0].weight)
+        nn.init.zeros_(head[0].bias)
+    nn.init.zeros_(_last_conv(mc.enc_out).weight)
+    nn.init.zeros_(_last_conv(mc.enc_out).bias)
+    me = codec.motion_entropy
+    _quiet_priors(me.fusion, me.spatial_prior, me.spatial_prior.channels, None)
+    _silence_hyperprior(me.hyperprior)
+
+    _carry(tcm.adaptor_intra, _IDENTITY)
+    for adaptor in tcm.adaptors:
+        _carry(adaptor)
+    _carry(tcm.pyramid.level0[0], _IDENTITY)
+    carriers = (0, 1, 2)
+    for align in (tcm.align_structure, tcm.align_detail):
+        last = align.offset_net[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+    routed = _fuse_carriers(tcm.align_structure, carriers)
+    if _fuse_carriers(tcm.align_detail, carriers) != routed:
+        raise ValueError("pass-through: the two alignments route the feature differently")
+    for out in (tcm.fusion.out0, tcm.fusion.out1, tcm.fusion.out2):
+        nn.init.zeros_(out[0].weight)
+        nn.init.zeros_(out[0].bias)
+    _carry(tcm.merge_hidden[0], _IDENTITY, src=routed, dst=routed)
+    if isinstance(tcm.project[0], nn.Conv2d):
+        _carry(tcm.project[0], src=routed, dst=routed)
+
+    _pass_through_residual(cc, routed, gains)
+    ce = codec.contextual_entropy
+    _quiet_priors(ce.fusion, ce.spatial_prior, ce.spatial_prior.channels, RESIDUAL_STD)
+    if _last_projection(ce.fusion.net) is None:
+        # with a previous latent the fusion (adaptor and net of one width) starts as the identity, so its output
+        # is its input: quantisation steps from the temporal prior, scales from the hyperprior, means the
+        # previous latent ŷ_{t-1}. Start the first two as the constants above.
+        c = ce.spatial_prior.channels
+        temporal = _last_conv(ce.temporal_prior)
+        temporal.weight.zero_()
+        temporal.bias.fill_(1.0)
+        hyper = _last_conv(ce.hyperprior.decoder)
+        hyper.weight *= 0.01
+        hyper.bias.fill_(QUIET_SCALES[ce.spatial_prior.distribution])
+        hyper.bias[:RGB] = RESIDUAL_STD
+        if temporal.out_channels != c or hyper.out_channels != c:
+            raise ValueError("pass-through: the contextual prior fusion's inputs are not one latent wide each")
+    _silence_hyperprior(ce.hyperprior)

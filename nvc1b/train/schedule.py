@@ -174,9 +174,10 @@ class Schedule(Strict):
     init_weights: Optional[str] = None
     """An nvc1b export the first stage starts from instead of a seeded fresh model (e.g. DCVC-SDD's released weights
     from ``nvc1b import dcvc-sdd``, to fine-tune); its architecture must be the preset's."""
-    init: Literal["default", "zero-residual"] = "default"
+    init: Literal["default", "zero-residual", "pass-through"] = "default"
     """Initialisation of a fresh model (not of ``init_weights``): default = PyTorch's per layer; zero-residual = also
-    the last layer of every residual branch at zero, so each block starts as its shortcut (see nvc1b.model.init)."""
+    the last layer of every residual branch at zero, so each block starts as its shortcut; pass-through =
+    zero-residual with an intra coder that codes 16×16 block means in colour from step 0 (see nvc1b.model.init)."""
     colorspace: Literal["rgb", "yuv"] = "rgb"
     """What the model codes: rgb (RGB MSE), or yuv (BT.709 4:2:0 as nearest 4:4:4, (6·Y + U + V)/8-weighted MSE)."""
     stages: list[Stage] = Field(min_length=1)
