@@ -4,10 +4,10 @@
 residual branch to zero (Goyal et al. 2017's zero-γ, Fixup, SkipInit), so each residual block starts as its
 shortcut: the coders start as their shortcut paths (strided 1×1 convolutions down, sub-pixel convolutions up),
 nearly linear and without the growth of activations through stacked gated blocks; the branches then grow from
-zero. ``"pass-through"`` is zero-residual plus a working intra coder at step 0: its reconstruction path carries
-the frame's R, G and B in its first three channels, as 16×16 block means in the latent (see
-``pass_through_intra``), so the coder codes in colour before it has seen any data and learns the rest from
-there. The function of a trained model is unchanged: loaded weights replace every initial value.
+zero. ``"pass-through"`` is zero-residual plus a codec that works at step 0: the intra coder carries the frame's
+R, G and B in its first three channels, as 16×16 block means in the latent (``pass_through_intra``), and each
+P-frame starts as its reference with the residual's block means coded the same way (``pass_through_pframes``),
+so the codec codes in colour before it has seen any data and learns the rest from there. The function of a trained model is unchanged: loaded weights replace every initial value.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from .intra import IntraCodec
 from .layers import ConvFFN, DepthConv, DepthConvBlock, ResBlock, StridedResBlock, UpsampleResBlock
+from .swin import SwinPair
 
 Init = Literal["default", "zero-residual", "pass-through"]
 INITS: tuple[str, ...] = get_args(Init)
@@ -70,7 +72,7 @@ RGB = 3
 PASS_THROUGH_GAINS = (8.0, 16.0, 40.0, 128.0)
 """Latent units per unit of pixel value at each rate anchor: a block mean is quantised in steps of 1/8 of the
 pixel range at the lowest rate point and of 1/128 at the highest (set through the rate control's per-anchor
-steps). On the demo's synthetic windows this spans 3.2× in bpp at step 0."""
+steps)."""
 PASS_THROUGH_STD = 12.0
 """Initial std of the RGB latents' prior in latent units (the spread of block means at a gain of about 32)."""
 SILENT_Z_SCALE = 0.1
@@ -185,18 +187,17 @@ def pass_through_intra(intra: nn.Module, gains: tuple[float, ...] = PASS_THROUGH
     """Start a zero-residual IntraCodec as a linear colour codec of 16×16 block means.
 
     Encoder: each of the four stride-2 stages averages 2×2 blocks of channels 0..2 (the strided residual blocks'
-    first convolution, their second passing it on; the latent's last convolution also multiplies by the top
-    rate point's gain and starts every other latent channel at zero; the rate control's per-anchor steps give
-    each rate point its own gain of ``gains``). Decoder: every sub-pixel up-sampling copies channels 0..2 to the
-    four sub-positions (nearest neighbour); the U-Net's output block takes them from its first block and the last
-    convolution divides by the top gain. Entropy model: quantisation step 1, RGB latents under a zero-mean prior
-    of std PASS_THROUGH_STD, the rest near zero, and ẑ silent (see ``_silence_hyperprior``). The other channels keep their initial weights but start
-    without any path to the frame, so at step 0 the coder's reconstruction is the block means (about 27 dB on the
-    synthetic test windows at the top rate point) and training adds detail from there. Needs conv blocks.
+    first convolution, their second passing it on) beside a constant channel DC; the latent's convolution
+    multiplies by the top rate point's gain, takes off ½ through DC and starts every other latent channel at zero;
+    the rate control's per-anchor steps give each rate point its own gain of ``gains``. Decoder: every sub-pixel
+    up-sampling copies channels 0..2 to the four sub-positions (nearest neighbour), the first DIVIDING_STAGES
+    dividing by the top gain; the U-Net's output block takes them from its first block and the last convolution
+    adds the ½ back. Entropy model: quantisation step 1, RGB latents under a zero-mean prior of std
+    PASS_THROUGH_STD, the rest near zero, and ẑ silent (see ``_silence_hyperprior``). The other channels keep
+    their initial weights but start without any path to the frame, so at step 0 the reconstruction is the block
+    means (28.2 dB on the demo's synthetic test windows at the top rate point) and training adds detail from
+    there. Needs conv blocks.
     """
-    from .intra import IntraCodec
-    from .swin import SwinPair
-
     if not isinstance(intra, IntraCodec):
         raise TypeError(f"pass-through starts an IntraCodec, not {type(intra).__name__}")
     if any(isinstance(m, SwinPair) for m in intra.modules()):
@@ -323,7 +324,8 @@ def _fuse_carriers(align: nn.Module, src: tuple[int, ...]) -> tuple[int, ...]:
 
 @torch.no_grad()
 def pass_through_pframes(codec: nn.Module, gains: tuple[float, ...] = PASS_THROUGH_GAINS) -> None:
-    """Start the six P-frame parts (after zero-residual) so that a P-frame is decoded as its reference at step 0.
+    """Start the six P-frame parts (after zero-residual) so that at step 0 a P-frame is decoded as its reference
+    with its block means set to the frame's.
 
     The decoded flows start at zero (both flow heads at zero), so warping is copying. Temporal context mining
     carries R, G, B of the reference (the I-frame's pixels through ``adaptor_intra``, later frames' reference

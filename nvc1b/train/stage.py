@@ -124,7 +124,7 @@ def stage_start_model(schedule: Schedule, index: int, run_dir: Path) -> nn.Modul
     zeroed = initialise(codec, schedule.init)
     if zeroed:
         log.info("init %s: %d residual branches start at zero%s", schedule.init, zeroed,
-                 "; the intra coder starts as a block-mean colour codec" if schedule.init == "pass-through" else "")
+                 "; the codec starts as a block-mean colour codec, I- and P-frames" if schedule.init == "pass-through" else "")
     if schedule.spynet_weights:
         codec.load_pretrained("spynet", schedule.spynet_weights)
     return codec
