@@ -1,6 +1,7 @@
 """The ``init`` schedule key: zero-residual starts every residual block as its shortcut; pass-through also starts
 the intra coder as a block-mean colour codec and every P-frame as a copy of its reference."""
 
+import itertools
 import typing
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from nvc1b.config.model import load_preset
 from nvc1b.errors import ConfigError
 from nvc1b.model.codec import VideoCodec
-from nvc1b.model.init import initialise
+from nvc1b.model.init import GAIN, initialise
 from nvc1b.model.layers import ConvFFN, DepthConv, ResBlock, StridedResBlock, UpsampleResBlock
 from nvc1b.train.schedule import load_schedule
 from nvc1b.train.stage import stage_start_model
@@ -121,7 +122,7 @@ def test_pass_through_intra_codes_block_means_in_colour_at_step_zero():
             out = codec.intra_step(x, torch.full((2,), float(q)), coder=RateEstimator("round"))
             assert (out.x_hat - means).abs().max() <= 0.5 / gain + 1e-4  # the block means, quantised at 1/gain
             bpps.append(out.bpp().mean().item())
-    assert all(a < b for a, b in zip(bpps, bpps[1:])), bpps  # finer steps cost more bits at every rate point
+    assert all(a < b for a, b in itertools.pairwise(bpps)), bpps  # finer steps cost more bits at every rate point
     def colour(t):
         return (t - t.mean(1, keepdim=True)).pow(2).mean()
 
@@ -147,6 +148,30 @@ def test_pass_through_pframes_code_the_block_means_of_their_residual():
             assert out.bpp().item() < 0.5 * intra_bpp  # a small change costs less than the I-frame's means
 
 
+def test_pass_through_priors_follow_the_rate_point():
+    """ẑ tells the priors the rate point (latent channel GAIN): a block mean quantised in steps of 1/8 costs fewer
+    bits than one in steps of 1/128, for the I-frame and still more for a P-frame's small residual."""
+    from nvc1b.model.init import GAIN, GAIN_UNIT, PASS_THROUGH_GAINS
+    from nvc1b.model.quantization import RateEstimator
+
+    codec = _codec("pass-through").eval()
+    frames = 0.99 * _smooth(1, 64, seed=1) + 0.01 * _smooth(4, 64, seed=2)
+    intra, inter, gains, latents = [], [], [], []
+    hook = codec.intra.enc_out.register_forward_hook(lambda module, args, y: latents.append(y))
+    with torch.no_grad():
+        for q in range(len(PASS_THROUGH_GAINS)):
+            out = codec.intra_step(frames[:1], float(q), coder=RateEstimator("round"))
+            intra.append(out.bpp("y").item())
+            gains.append(latents[-1][0, GAIN].unique().tolist())
+            out = codec.inter_step(frames[1:2], out.state, float(q), coder=RateEstimator("round"))
+            inter.append(out.bpp("y").item())
+    hook.remove()
+    assert gains == [[g / GAIN_UNIT] for g in PASS_THROUGH_GAINS]
+    assert all(a < b for a, b in itertools.pairwise(intra)) and intra[-1] > 2 * intra[0], intra
+    assert all(a < b for a, b in itertools.pairwise(inter)) and inter[-1] > 4 * inter[0], inter
+    assert out.bpp("z_y").item() < 0.002  # ẑ's copy of it: a few bits per 64×64 block
+
+
 def test_pass_through_opens_the_residual_paths_within_a_few_steps():
     codec = _codec("pass-through").train()
     frames = _smooth(2, 64, seed=2)
@@ -163,7 +188,7 @@ def test_pass_through_opens_the_residual_paths_within_a_few_steps():
         assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in codec.parameters() if p.grad is not None)
         optimizer.step()
     assert recon_in[:3, :decoder_cols].abs().sum() > 0  # the P-frame decoder now reaches the frame
-    assert codec.intra.enc_out[-1].weight[3:].abs().sum() > 0  # so does every other intra latent channel
+    assert codec.intra.enc_out[-1].weight[GAIN + 1 :].abs().sum() > 0  # so does every other intra latent channel
 
 
 def test_pass_through_fits_the_full_preset_and_refuses_swin_blocks():

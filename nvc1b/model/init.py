@@ -7,7 +7,8 @@ nearly linear and without the growth of activations through stacked gated blocks
 zero. ``"pass-through"`` is zero-residual plus a codec that works at step 0: the intra coder carries the frame's
 R, G and B in its first three channels, as 16×16 block means in the latent (``pass_through_intra``), and each
 P-frame starts as its reference with the residual's block means coded the same way (``pass_through_pframes``),
-so the codec codes in colour before it has seen any data and learns the rest from there. The function of a trained model is unchanged: loaded weights replace every initial value.
+so the codec codes in colour before it has seen any data and learns the rest from there; ẑ tells the priors the
+rate point, so that a coarser step costs fewer bits (``_gain_priors``). The function of a trained model is unchanged: loaded weights replace every initial value.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ PASS_THROUGH_GAINS = (8.0, 16.0, 40.0, 128.0)
 pixel range at the lowest rate point and of 1/128 at the highest (set through the rate control's per-anchor
 steps)."""
 PASS_THROUGH_STD = 12.0
-"""Initial std of the RGB latents' prior in latent units (the spread of block means at a gain of about 32)."""
+"""Initial std of the RGB latents' prior in latent units at a gain of 40 (the third rate point); it is
+proportional to the gain (see GAIN)."""
 SILENT_Z_SCALE = 0.1
 """Scale of the hyper-latents' initial factorized density: P(ẑ = 0) ≈ 0.99."""
 QUIET_SCALES = {"laplace": 0.1, "gaussian": 0.2}
@@ -91,7 +93,21 @@ units of the latent and the frame, and no weight of the path is as small as 1/12
 about the learning rate a step, which would swamp such a one). The encoder multiplies in its last convolution,
 so that its features stay at the pixels' scale."""
 RESIDUAL_STD = 0.6
-"""Initial std, in latent units, of the prior of the P-frame latents that carry the residual's block means."""
+"""Initial std, in latent units, of the prior of the P-frame latents that carry the residual's block means, at a
+gain of 40 (the third rate point); it is proportional to the gain (see GAIN)."""
+GAIN = 3
+"""The latent channel (next to R, G, B) that tells the priors the rate point: it holds gain / GAIN_UNIT (1, 2, 5
+and 16), the hyper-encoder copies it into ẑ's first channel (about 5 bits for each hyper-latent position) and
+the priors take the RGB latents' std in proportion to it and this channel's own mean from it (so it costs
+nothing more). A prior of one std for every rate point would spend about as many bits on a block mean quantised
+in steps of 1/8 as in steps of 1/40: measured, the rate points then spanned only 1.9x in bits at step 0."""
+GAIN_UNIT = 8.0
+INTRA_SPREAD = PASS_THROUGH_STD / 40.0
+"""The RGB latents' std per unit of gain in the intra coder (PASS_THROUGH_STD at a gain of 40)."""
+RESIDUAL_SPREAD = RESIDUAL_STD / 40.0
+"""The residual latents' std per unit of gain in the P-frame coder."""
+GAIN_Z_MEAN, GAIN_Z_SCALE = 6.0, 3.0
+"""Location and scale of the logistic density of ẑ's gain channel at the start."""
 
 _IDENTITY = torch.zeros(3, 3)
 _IDENTITY[1, 1] = 1.0
@@ -182,6 +198,111 @@ def _last_conv(module: nn.Module) -> nn.Conv2d:
     return convs[-1]
 
 
+def _private(conv: nn.Conv2d, rows: dict[int, dict[int, float]], kernel: Tensor | None = None) -> None:
+    """Each output channel of ``rows`` (output → {input: weight}) becomes that weighted sum of inputs (through
+    ``kernel``, by default the centre tap), from nothing else and without bias; no other output channel sees those
+    inputs, so what they carry reaches those outputs only."""
+    w = conv.weight
+    sources = sorted({src for taps in rows.values() for src in taps})
+    if w.shape[0] <= max(rows) or w.shape[1] <= sources[-1]:
+        raise ValueError(f"pass-through cannot route channels {sources} → {sorted(rows)} through a "
+                         f"{tuple(w.shape)} convolution")
+    if kernel is None:
+        kernel = torch.zeros(w.shape[-2:])
+        kernel[w.shape[-2] // 2, w.shape[-1] // 2] = 1.0
+    w[:, sources] = 0
+    for dst, taps in rows.items():
+        w[dst] = 0
+        for src, weight in taps.items():
+            w[dst, src] = weight * kernel
+        if conv.bias is not None:
+            conv.bias[dst] = 0
+
+
+def _projections(module: nn.Module) -> list[nn.Conv2d]:
+    """The 1×1 shortcuts of ``module``'s width-changing DepthConvBlocks in order: with every residual branch at
+    zero, ``module`` is their product (a block that keeps the width is the identity)."""
+    return [m.depth_conv.shortcut for m in module.modules()
+            if isinstance(m, DepthConvBlock) and isinstance(m.depth_conv.shortcut, nn.Conv2d)]
+
+
+def _route(projections: list[nn.Conv2d], rows: dict[int, dict[int, float]]) -> None:
+    """Through a chain of 1×1 projections, carry the inputs that ``rows`` (output row of the last → {input of
+    the first: weight}) names, each on its own channel (its own index where the width allows, so that two chains
+    through the same projections agree), and make those rows of the last projection the weighted sums."""
+    sources = sorted({src for taps in rows.values() for src in taps})
+    carriers = {src: src for src in sources}
+    for conv in projections[:-1]:
+        kept = {src: i for src, i in carriers.items() if i < conv.out_channels}
+        free = (i for i in range(conv.out_channels) if i not in kept.values())
+        moved = {src: kept[src] if src in kept else next(free) for src in sources}
+        _private(conv, {moved[src]: {carriers[src]: 1.0} for src in sources})
+        carriers = moved
+    _private(projections[-1], {dst: {carriers[s]: w for s, w in taps.items()} for dst, taps in rows.items()})
+
+
+def _carry_z(decoder: nn.Module, rows: dict[int, float]) -> None:
+    """ẑ's channel 0 through a hyper-decoder (residual branches at zero, every activation passing positive values)
+    to its output channels ``rows`` (channel → weight): plain convolutions by their centre tap, sub-pixel ones to
+    all four sub-positions, blocks that keep the width as they are."""
+    steps: list[tuple[nn.Conv2d, bool]] = []
+    for m in decoder:
+        if isinstance(m, UpsampleResBlock):
+            steps.append((m.shortcut[0], True))
+        elif isinstance(m, nn.Sequential) and isinstance(m[-1], nn.PixelShuffle):
+            steps.append((m[0], True))
+        elif isinstance(m, nn.Conv2d):
+            steps.append((m, False))
+        elif isinstance(m, DepthConvBlock) and isinstance(m.depth_conv.shortcut, nn.Conv2d):
+            steps.append((m.depth_conv.shortcut, False))
+    for index, (conv, subpel) in enumerate(steps):
+        targets = rows if index == len(steps) - 1 else {0: 1.0}
+        if subpel:  # output channel c, sub-position s comes from conv row 4c + s
+            targets = {4 * c + s: w for c, w in targets.items() for s in range(4)}
+        _private(conv, {dst: {0: w} for dst, w in targets.items()})
+
+
+def _gain_priors(hyperprior: nn.Module, hyper_rows: dict[int, float], fusion_chains: list[list[nn.Conv2d]],
+                 fusion_rows: dict[int, dict[int, float]], spatial: nn.Module, channels: int) -> None:
+    """The priors learn the rate point from ẑ (see GAIN): the hyper-encoder copies latent channel GAIN into ẑ's
+    channel 0 (centre taps: ẑ at position j reads the latent at 4j, never the padding) under a logistic density
+    (GAIN_Z_MEAN, GAIN_Z_SCALE); the hyper-decoder gives it to its outputs ``hyper_rows``; the prior fusion's
+    chains of projections make the common parameters' ``fusion_rows`` from them (the RGB latents' std and channel
+    GAIN's mean), and the quadtree prior's later steps take both from the common parameters. Call after
+    ``_silence_hyperprior`` and ``_quiet_priors``."""
+    encoder = [m for m in hyperprior.encoder if isinstance(m, nn.Conv2d)]
+    for index, conv in enumerate(encoder):
+        _private(conv, {0: {GAIN if index == 0 else 0: 1.0}})
+    prior = hyperprior.z_prior
+    k = (1.0 / GAIN_Z_SCALE) ** (1.0 / len(prior.matrices))
+    for i, (matrix, bias) in enumerate(zip(prior.matrices, prior.biases)):
+        matrix[0] = math.log(math.expm1(k / matrix.shape[2]))
+        bias[0] = -GAIN_Z_MEAN * k if i == 0 else 0.0
+    _carry_z(hyperprior.decoder, hyper_rows)
+    for chain in fusion_chains:
+        if chain:  # an empty chain is a fusion that starts as the identity: its output is its input
+            _route(chain, fusion_rows)
+    c = channels
+    step_rows = {k: {2 * c + k: 1.0} for k in range(RGB)} | {c + GAIN: {3 * c + GAIN: 1.0}}
+    for adaptor in spatial.step_adaptors:  # its input: [ŷ so far, quantisation steps, scales, means]
+        _route([adaptor, *_projections(spatial.net)], step_rows)
+
+
+def _mute_gain(*parts: nn.Module) -> None:
+    """No convolution of ``parts`` (the first layers that read ŷ) sees latent channel GAIN: the rate point is for
+    the priors, not a large constant in the decoders' free features."""
+    for part in parts:
+        for m in part.modules():
+            if isinstance(m, nn.Conv2d) and m.in_channels > GAIN and m.groups == 1:
+                m.weight[:, GAIN] = 0
+
+
+def _gain_levels(gains: tuple[float, ...]) -> None:
+    levels = [g / GAIN_UNIT for g in gains]
+    if any(level != round(level) or level < 1 for level in levels):
+        raise ValueError(f"pass-through gains must be whole multiples of {GAIN_UNIT:g}, got {gains}")
+
+
 @torch.no_grad()
 def pass_through_intra(intra: nn.Module, gains: tuple[float, ...] = PASS_THROUGH_GAINS) -> None:
     """Start a zero-residual IntraCodec as a linear colour codec of 16×16 block means.
@@ -193,7 +314,8 @@ def pass_through_intra(intra: nn.Module, gains: tuple[float, ...] = PASS_THROUGH
     up-sampling copies channels 0..2 to the four sub-positions (nearest neighbour), the first DIVIDING_STAGES
     dividing by the top gain; the U-Net's output block takes them from its first block and the last convolution
     adds the ½ back. Entropy model: quantisation step 1, RGB latents under a zero-mean prior of std
-    PASS_THROUGH_STD, the rest near zero, and ẑ silent (see ``_silence_hyperprior``). The other channels keep
+    INTRA_SPREAD · gain, which the priors read from ẑ (latent channel GAIN, see ``_gain_priors``), the rest near
+    zero, and ẑ's other channels silent (see ``_silence_hyperprior``). The other channels keep
     their initial weights but start without any path to the frame, so at step 0 the reconstruction is the block
     means (28.2 dB on the demo's synthetic test windows at the top rate point) and training adds detail from
     there. Needs conv blocks.
@@ -204,6 +326,7 @@ def pass_through_intra(intra: nn.Module, gains: tuple[float, ...] = PASS_THROUGH
         raise ValueError("pass-through needs the intra coder's block_type 'conv' (Swin blocks have no pass-through)")
     if intra.rate.enc_scale.numel() != len(gains):
         raise ValueError(f"pass-through has {len(gains)} gains for {intra.rate.enc_scale.numel()} rate anchors")
+    _gain_levels(gains)
     top = gains[-1]
     carriers = (*range(RGB), DC)
     first = intra.enc_in[0]
@@ -222,6 +345,7 @@ def pass_through_intra(intra: nn.Module, gains: tuple[float, ...] = PASS_THROUGH
     _carry(last, _BOX, gain=top, silence_rest=True)
     for c in range(RGB):
         last.weight[c, DC] = -0.5 * top * _BOX
+    last.weight[GAIN, DC] = top / GAIN_UNIT * _BOX  # the rate point, for the priors
     ups = [m for part in (intra.dec_in, intra.dec_out) for m in part.modules() if isinstance(m, UpsampleResBlock)]
     for up, gain in zip(ups, _decoder_gains(top, len(ups)), strict=True):
         _nearest(up.shortcut, gain)
@@ -230,9 +354,14 @@ def pass_through_intra(intra: nn.Module, gains: tuple[float, ...] = PASS_THROUGH
     _carry(intra.refine[-1], _IDENTITY)
     intra.refine[-1].bias[:RGB] = 0.5  # the ½ taken off the latent
     _rate_steps(intra.rate, gains)
+    _mute_gain(intra.dec_in[0], intra.dec_in[1])
 
-    _quiet_priors(intra.fusion, intra.spatial_prior, intra.latent_channels, PASS_THROUGH_STD)
+    n = intra.latent_channels
+    _quiet_priors(intra.fusion, intra.spatial_prior, n, None)  # the RGB latents' std: from ẑ, below
     _silence_hyperprior(intra.hyperprior)
+    _gain_priors(intra.hyperprior, {0: 1.0}, [_projections(intra.fusion)],
+                 {n + k: {0: INTRA_SPREAD * GAIN_UNIT} for k in range(RGB)} | {2 * n + GAIN: {0: 1.0}},
+                 intra.spatial_prior, n)
 
 
 def _decoder_gains(top: float, count: int) -> list[float]:
@@ -270,27 +399,34 @@ def _rate_steps(rate: nn.Module, gains: tuple[float, ...]) -> None:
 
 def _pass_through_residual(cc: nn.Module, routed: tuple[int, ...], gains: tuple[float, ...]) -> None:
     """The ContextualCodec's main path (linear at step 0: convolutions and residual blocks at zero) carrying the
-    block means of x − C⁰[routed] in latent channels 0..2, and the reconstruction adding them back to C⁰."""
+    block means of x − C⁰[routed] in latent channels 0..2 (and the rate point in GAIN, as the intra coder), and the
+    reconstruction adding them back to C⁰."""
     top = gains[-1]
     in_ch = cc.enc1.in_channels
     k0 = in_ch - RGB
+    carriers = (*range(RGB), DC)
     _carry(cc.enc1, _BOX)  # the frame's channels come first: cat([x, C⁰])
     for c, r in zip(range(RGB), routed, strict=True):
         cc.enc1.weight[c, RGB + r] = -_BOX
-    _carry(cc.enc2, _BOX)
-    _carry(cc.enc3[0], _BOX)
+    cc.enc1.weight[DC] = 0  # a constant channel, multiplied by the rate control's steps: the rate point
+    cc.enc1.bias[DC] = 1.0
+    _carry(cc.enc2, _BOX, src=carriers, dst=carriers)
+    _carry(cc.enc3[0], _BOX, src=carriers, dst=carriers)
     if isinstance(cc.enc4, nn.Conv2d):
         _carry(cc.enc4, _BOX, gain=top, silence_rest=True)
+        cc.enc4.weight[GAIN, DC] = top / GAIN_UNIT * _BOX
         ups = [cc.dec4]
     else:
-        _carry(cc.enc4[0], _BOX)
+        _carry(cc.enc4[0], _BOX, src=carriers, dst=carriers)
         _carry(cc.enc4[-1], _IDENTITY, gain=top, silence_rest=True)
+        cc.enc4[-1].weight[GAIN, DC] = top / GAIN_UNIT * _IDENTITY
         _carry(cc.dec4[0], _IDENTITY)
         ups = [cc.dec4[-1]]
     ups += [cc.dec3[-1], cc.dec2, cc.dec1]
     for up, gain in zip(ups, _decoder_gains(top, len(ups)), strict=True):
         _nearest(up, gain)
     _rate_steps(cc.rate, gains)
+    _mute_gain(cc.dec4[0])
     recon_ch = cc.recon_in.in_channels - k0  # recon_in sees cat([decoder output, C⁰])
     _carry(cc.recon_in, _IDENTITY, src=tuple(recon_ch + r for r in routed))
     for c in range(RGB):
@@ -368,7 +504,7 @@ def pass_through_pframes(codec: nn.Module, gains: tuple[float, ...] = PASS_THROU
 
     _pass_through_residual(cc, routed, gains)
     ce = codec.contextual_entropy
-    _quiet_priors(ce.fusion, ce.spatial_prior, ce.spatial_prior.channels, RESIDUAL_STD)
+    _quiet_priors(ce.fusion, ce.spatial_prior, ce.spatial_prior.channels, None)  # the residual's std: from ẑ
     if _last_projection(ce.fusion.net) is None:
         # with a previous latent the fusion (adaptor and net of one width) starts as the identity, so its output
         # is its input: quantisation steps from the temporal prior, scales from the hyperprior, means the
@@ -379,8 +515,12 @@ def pass_through_pframes(codec: nn.Module, gains: tuple[float, ...] = PASS_THROU
         temporal.bias.fill_(1.0)
         hyper = _last_conv(ce.hyperprior.decoder)
         hyper.weight *= 0.01
-        hyper.bias.fill_(QUIET_SCALES[ce.spatial_prior.distribution])
-        hyper.bias[:RGB] = RESIDUAL_STD
+        hyper.bias.fill_(QUIET_SCALES[ce.spatial_prior.distribution])  # the RGB ones: from ẑ, below
         if temporal.out_channels != c or hyper.out_channels != c:
             raise ValueError("pass-through: the contextual prior fusion's inputs are not one latent wide each")
     _silence_hyperprior(ce.hyperprior)
+    c, spread = ce.spatial_prior.channels, RESIDUAL_SPREAD * GAIN_UNIT
+    tail = _projections(ce.fusion.net)  # the fusion's input: [temporal prior, hyperprior] (+ the previous ŷ)
+    chains = [[*_projections(ce.fusion.adaptor_first), *tail], [*_projections(ce.fusion.adaptor_ref), *tail]]
+    _gain_priors(ce.hyperprior, dict.fromkeys(range(RGB), spread), chains,
+                 {c + k: {c + k: 1.0} for k in range(RGB)} | {2 * c + GAIN: {c: 1.0 / spread}}, ce.spatial_prior, c)
