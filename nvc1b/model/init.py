@@ -8,7 +8,8 @@ zero. ``"pass-through"`` is zero-residual plus a codec that works at step 0: the
 R, G and B in its first three channels, as 16×16 block means in the latent (``pass_through_intra``), and each
 P-frame starts as its reference with the residual's block means coded the same way (``pass_through_pframes``),
 so the codec codes in colour before it has seen any data and learns the rest from there; ẑ tells the priors the
-rate point, so that a coarser step costs fewer bits (``_gain_priors``). The function of a trained model is unchanged: loaded weights replace every initial value.
+rate point, so that a coarser step costs fewer bits (``_gain_priors``). The function of a trained model is
+unchanged: loaded weights replace every initial value.
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ def _carry_z(decoder: nn.Module, rows: dict[int, float]) -> None:
 
 def _gain_priors(hyperprior: nn.Module, hyper_rows: dict[int, float], fusion_chains: list[list[nn.Conv2d]],
                  fusion_rows: dict[int, dict[int, float]], spatial: nn.Module, channels: int) -> None:
-    """The priors learn the rate point from ẑ (see GAIN): the hyper-encoder copies latent channel GAIN into ẑ's
+    """The priors read the rate point from ẑ (see GAIN): the hyper-encoder copies latent channel GAIN into ẑ's
     channel 0 (centre taps: ẑ at position j reads the latent at 4j, never the padding) under a logistic density
     (GAIN_Z_MEAN, GAIN_Z_SCALE); the hyper-decoder gives it to its outputs ``hyper_rows``; the prior fusion's
     chains of projections make the common parameters' ``fusion_rows`` from them (the RGB latents' std and channel
