@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from nvc1b.config.model import load_preset
 from nvc1b.errors import ConfigError
 from nvc1b.model.codec import VideoCodec
-from nvc1b.model.init import GAIN, initialise
+from nvc1b.model.init import initialise
 from nvc1b.model.layers import ConvFFN, DepthConv, ResBlock, StridedResBlock, UpsampleResBlock
+from nvc1b.model.pass_through import GAIN
 from nvc1b.train.schedule import load_schedule
 from nvc1b.train.stage import stage_start_model
 
@@ -110,7 +111,7 @@ def _smooth(batch: int, size: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_pass_through_intra_codes_block_means_in_colour_at_step_zero():
-    from nvc1b.model.init import PASS_THROUGH_GAINS
+    from nvc1b.model.pass_through import PASS_THROUGH_GAINS
     from nvc1b.model.quantization import RateEstimator
 
     codec = _codec("pass-through").eval()
@@ -130,7 +131,7 @@ def test_pass_through_intra_codes_block_means_in_colour_at_step_zero():
 
 
 def test_pass_through_pframes_code_the_block_means_of_their_residual():
-    from nvc1b.model.init import PASS_THROUGH_GAINS
+    from nvc1b.model.pass_through import PASS_THROUGH_GAINS
     from nvc1b.model.quantization import RateEstimator
 
     codec = _codec("pass-through").eval()
@@ -151,7 +152,7 @@ def test_pass_through_pframes_code_the_block_means_of_their_residual():
 def test_pass_through_priors_follow_the_rate_point():
     """ẑ tells the priors the rate point (latent channel GAIN): a block mean quantised in steps of 1/8 costs fewer
     bits than one in steps of 1/128, for the I-frame and still more for a P-frame's small residual."""
-    from nvc1b.model.init import GAIN, GAIN_UNIT, PASS_THROUGH_GAINS
+    from nvc1b.model.pass_through import GAIN_UNIT, PASS_THROUGH_GAINS
     from nvc1b.model.quantization import RateEstimator
 
     codec = _codec("pass-through").eval()
@@ -192,7 +193,7 @@ def test_pass_through_opens_the_residual_paths_within_a_few_steps():
 
 
 def test_pass_through_fits_the_full_preset_and_refuses_swin_blocks():
-    from nvc1b.model.init import pass_through_intra
+    from nvc1b.model.pass_through import pass_through_intra
 
     with torch.device("meta"):
         codec = VideoCodec(load_preset("nvc1b"))

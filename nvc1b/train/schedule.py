@@ -178,7 +178,7 @@ class Schedule(Strict):
     """Initialisation of a fresh model (not of ``init_weights``): default = PyTorch's per layer; zero-residual = also
     the last layer of every residual branch at zero, so each block starts as its shortcut; pass-through =
     zero-residual with a codec that works from step 0: I-frames as their 16×16 block means in colour, P-frames as
-    their reference with their block means set to the frame's (see nvc1b.model.init)."""
+    their reference with their block means set to the frame's (see nvc1b.model.pass_through)."""
     colorspace: Literal["rgb", "yuv"] = "rgb"
     """What the model codes: rgb (RGB MSE), or yuv (BT.709 4:2:0 as nearest 4:4:4, (6·Y + U + V)/8-weighted MSE)."""
     stages: list[Stage] = Field(min_length=1)
